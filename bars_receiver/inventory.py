@@ -1,0 +1,301 @@
+"""Turn an inventory YAML file and the group data into pyinfra hosts with validated settings.
+
+Called from ``inventories/<name>.py`` while pyinfra loads the inventory: an error here stops the
+run before any host is contacted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import runpy
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+from pydantic import SecretStr, ValidationError
+
+from .errors import InventoryError, Problem
+from .fqdn import check_fqdn, convention_pattern, derive_fqdn
+from .settings import Endpoint, HostEntry, HostSettings, ResolvedEndpoint, Settings
+
+TOP_LEVEL_KEYS = ("environment", "settings", "hosts")
+ENVIRONMENTS = ("int", "prod")
+MIN_PASSPHRASE = 4  # openssl refuses shorter PEM passphrases
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; a host listed twice would silently vanish."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})", key_node.start_mark
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _problems_from(error: ValidationError, where) -> list[Problem]:
+    """``where(loc)`` says which file supplied the value at ``loc`` and the prefix of its path."""
+    problems = []
+    for item in error.errors():
+        file, prefix = where(item["loc"])
+        field = format_loc(prefix + tuple(item["loc"]))
+        if item["type"] == "extra_forbidden":
+            problems.append(Problem(file, field, _unknown_key_message(str(item["loc"][-1]))))
+        elif item["type"] == "missing":
+            problems.append(Problem(file, field, "is required but missing"))
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] != "value_error":
+                message += f" (got {item['input']!r})"
+            problems.append(Problem(file, field, message))
+    return problems
+
+
+def _unknown_key_message(key: str) -> str:
+    close = difflib.get_close_matches(key, sorted(_all_field_names()), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown setting {key!r}{hint} (a misspelt key would silently fall back to a default)"
+
+
+def _all_field_names() -> set[str]:
+    names: set[str] = set(TOP_LEVEL_KEYS)
+    for model in (Settings, HostEntry, Endpoint):
+        names.update(model.model_fields)
+    return names
+
+
+def _group_data(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    values = runpy.run_path(str(path))
+    return {
+        key: value
+        for key, value in values.items()
+        if not key.startswith("_") and not isinstance(value, ModuleType) and not callable(value)
+    }
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+class _Loader:
+    """Collects every problem in one pass so the operator fixes them all at once."""
+
+    def __init__(self, yaml_path: Path, project_dir: Path):
+        self.yaml_path = yaml_path
+        self.project_dir = project_dir
+        self.file = _relative(yaml_path, project_dir)
+        self.problems: list[Problem] = []
+
+    def fail(self, field: str, message: str, file: str | None = None) -> None:
+        self.problems.append(Problem(file or self.file, field, message))
+
+    def read_yaml(self) -> dict[str, Any]:
+        try:
+            document = yaml.load(self.yaml_path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        except FileNotFoundError:
+            self.fail("", "file not found; each inventories/<name>.py reads inventories/<name>.yml beside it")
+            return {}
+        except yaml.YAMLError as error:
+            self.fail("", f"is not valid YAML: {error}".replace("\n", " "))
+            return {}
+        if not isinstance(document, dict):
+            self.fail("", "must be a mapping with keys: environment, settings, hosts")
+            return {}
+        for key in document:
+            if key not in TOP_LEVEL_KEYS:
+                close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(TOP_LEVEL_KEYS)}"
+                self.fail(str(key), f"unknown top-level key{hint}")
+        return document
+
+    def settings(self, document: dict[str, Any]) -> Settings | None:
+        environment = document.get("environment")
+        if environment not in ENVIRONMENTS:
+            self.fail("environment", f"is {environment!r}; it must be one of: {', '.join(ENVIRONMENTS)}")
+            return None
+        overrides = document.get("settings") or {}
+        if not isinstance(overrides, dict):
+            self.fail("settings", "must be a mapping of setting names to values")
+            return None
+        layers = [
+            (self.project_dir / "group_data" / "all.py", _group_data(self.project_dir / "group_data" / "all.py")),
+            (self.project_dir / "group_data" / f"{environment}.py",
+             _group_data(self.project_dir / "group_data" / f"{environment}.py")),
+        ]
+        merged: dict[str, Any] = {}
+        source: dict[str, str] = {}
+        for path, values in layers:
+            for key, value in values.items():
+                if key in Settings.model_fields:
+                    merged[key] = value
+                    source[key] = _relative(path, self.project_dir)
+        for key, value in overrides.items():
+            merged[key] = value
+            source[key] = self.file
+        merged["environment"] = environment
+        source["environment"] = self.file
+        try:
+            return Settings.model_validate(merged)
+        except ValidationError as error:
+            def where(loc: tuple) -> tuple[str, tuple]:
+                file = source.get(str(loc[0]) if loc else "", self.file)
+                return file, ("settings",) if file == self.file else ()
+
+            self.problems += _problems_from(error, where)
+            return None
+
+    def passphrase(self, settings: Settings) -> SecretStr | None:
+        name = settings.key_passphrase_env
+        if name is None:
+            return None
+        value = os.environ.get(name)
+        if not value:
+            self.fail(
+                "settings.key_passphrase_env",
+                f"environment variable {name} is not set or empty; export it from your CI secret store, "
+                "or remove key_passphrase_env to make unencrypted keys",
+            )
+            return None
+        if len(value) < MIN_PASSPHRASE or "\n" in value or "\r" in value:
+            self.fail(
+                "settings.key_passphrase_env",
+                f"the value of {name} must be at least {MIN_PASSPHRASE} characters on one line "
+                "(openssl refuses shorter PEM passphrases)",
+            )
+            return None
+        return SecretStr(value)
+
+    def hosts(self, document: dict[str, Any]) -> dict[str, HostEntry]:
+        raw = document.get("hosts")
+        if not isinstance(raw, dict) or not raw:
+            self.fail("hosts", "must map at least one host name to its connection data and endpoints")
+            return {}
+        entries = {}
+        for name, value in raw.items():
+            if not isinstance(value, dict):
+                self.fail(f"hosts.{name}", "must be a mapping with ssh_* connection data and endpoints")
+                continue
+            try:
+                entries[str(name)] = HostEntry.model_validate(value)
+            except ValidationError as error:
+                self.problems += _problems_from(error, lambda loc, name=str(name): (self.file, ("hosts", name)))
+        return entries
+
+    def resolve(self, settings: Settings, entries: dict[str, HostEntry]) -> dict[str, list[ResolvedEndpoint]]:
+        resolved: dict[str, list[ResolvedEndpoint]] = {}
+        owner: dict[str, str] = {}
+        for host_name, entry in entries.items():
+            resolved[host_name] = []
+            for index, endpoint in enumerate(entry.endpoints):
+                field = f"hosts.{host_name}.endpoints[{index}]"
+                result = self.resolve_endpoint(settings, endpoint, field)
+                if result is None:
+                    continue
+                key = result.fqdn.lower()
+                if key in owner:
+                    self.fail(
+                        f"{field}.fqdn",
+                        f"{result.fqdn} is already served by {owner[key]}; a private key lives on one "
+                        "host only, so each FQDN must appear once in an inventory",
+                    )
+                    continue
+                owner[key] = field
+                resolved[host_name].append(result)
+        return resolved
+
+    def resolve_endpoint(self, settings: Settings, endpoint: Endpoint, field: str) -> ResolvedEndpoint | None:
+        if settings.environment == "int" and endpoint.hosting != "supplier":
+            self.fail(f"{field}.hosting", "INT endpoints are supplier-hosted; remove 'hosting' or set it to 'supplier'")
+            return None
+        organisation_field = endpoint.hosting  # "supplier" or "provider"
+        other_field = "provider" if organisation_field == "supplier" else "supplier"
+        organisation = getattr(endpoint, organisation_field)
+        if getattr(endpoint, other_field) is not None:
+            self.fail(
+                f"{field}.{other_field}",
+                f"does not apply to a {organisation_field}-hosted endpoint; give '{organisation_field}' instead"
+                + (" or set hosting: provider" if other_field == "provider" else ""),
+            )
+            return None
+        convention = settings.fqdn_conventions.get(endpoint.hosting)
+        if convention is None:
+            self.fail(f"{field}.hosting", f"no FQDN convention for {endpoint.hosting}-hosted endpoints in {settings.environment}")
+            return None
+        pattern = convention_pattern(convention)
+        try:
+            if endpoint.fqdn is None:
+                if organisation is None:
+                    self.fail(f"{field}.{organisation_field}", f"is required to build the FQDN {convention!r}")
+                    return None
+                fqdn = derive_fqdn(convention, ods=endpoint.ods, **{organisation_field: organisation})
+            else:
+                fqdn = check_fqdn(endpoint.fqdn)
+        except ValueError as error:
+            self.fail(f"{field}.{'fqdn' if endpoint.fqdn else organisation_field}", str(error))
+            return None
+        match = pattern.match(fqdn)
+        if match is None:
+            self.fail(f"{field}.fqdn", f"{fqdn!r} does not follow the {settings.environment.upper()} convention {convention!r}")
+            return None
+        if match["ods"].upper() != endpoint.ods:
+            self.fail(f"{field}.fqdn", f"{fqdn!r} names ODS code {match['ods']!r} but the endpoint's ods is {endpoint.ods!r}")
+            return None
+        named = match[organisation_field]
+        if organisation is not None and named.lower() != organisation.lower():
+            self.fail(f"{field}.fqdn", f"{fqdn!r} names {organisation_field} {named!r} but the endpoint says {organisation!r}")
+            return None
+        return ResolvedEndpoint(
+            fqdn=fqdn,
+            ods=endpoint.ods,
+            hosting=endpoint.hosting,
+            organisation=organisation or named,
+            upstream=endpoint.upstream,
+            receiver_path=endpoint.receiver_path,
+        )
+
+
+def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """Read ``yaml_path`` and return pyinfra hosts ``(name, data)``, or raise ``InventoryError``.
+
+    Each host's data holds its connection settings and ``receiver``: a ``HostSettings``.
+    """
+    yaml_path = Path(yaml_path).resolve()
+    project_dir = yaml_path.parent.parent
+    loader = _Loader(yaml_path, project_dir)
+    document = loader.read_yaml()
+    settings = loader.settings(document) if document else None
+    passphrase = loader.passphrase(settings) if settings else None
+    entries = loader.hosts(document) if document else {}
+    resolved = loader.resolve(settings, entries) if settings else {}
+    if loader.problems:
+        raise InventoryError(loader.problems)
+    hosts = []
+    for name, entry in entries.items():
+        receiver = HostSettings(
+            inventory=yaml_path.stem,
+            project_dir=str(project_dir),
+            settings=settings,
+            endpoints=tuple(resolved[name]),
+            key_passphrase=passphrase,
+        )
+        hosts.append((name, {**entry.connection_data(), "receiver": receiver}))
+    return hosts

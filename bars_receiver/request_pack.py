@@ -1,0 +1,80 @@
+"""Request packs on the controller: the CSR and the exact text to send to NHS England.
+
+Ops commit them under requests/<inventory>/; they are the audit trail of what was asked for,
+so their content is stable from run to run (no timestamps).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from .settings import HostSettings, ResolvedEndpoint
+from .x509 import csr_problem, fingerprint, public_key_der
+
+
+class RequestPackError(Exception):
+    """The CSR the host returned is not one we may send."""
+
+
+def write_atomically(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` unless it already holds it; True if the file changed."""
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        os.unlink(temp)
+        raise
+    return True
+
+
+def render_note(
+    receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, public_key_pem: str
+) -> str:
+    settings = receiver.settings
+    templates = Environment(
+        loader=FileSystemLoader(Path(receiver.project_dir) / "files" / "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    template = templates.get_template(f"request-{settings.request_route}.md.j2")
+    return template.render(
+        endpoint=endpoint,
+        host_name=host_name,
+        inventory=receiver.inventory,
+        key_path=f"{receiver.endpoint_dir(endpoint.fqdn)}/key.pem",
+        key_size=settings.key_size,
+        receiver_url=endpoint.receiver_url(settings.listen_port),
+        public_key_fingerprint=fingerprint(public_key_der(public_key_pem)),
+        settings=settings,
+        csr_file=f"{endpoint.fqdn}.csr",
+        cert_file=f"files/certs/{receiver.inventory}/{endpoint.fqdn}.cer",
+    )
+
+
+def write_request_pack(
+    receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, csr_pem: str, public_key_pem: str
+) -> list[Path]:
+    """Check the host's CSR with cryptography, then write ``<fqdn>.csr`` and ``<fqdn>.md``.
+
+    Returns the files that changed.
+    """
+    problem = csr_problem(csr_pem, endpoint.fqdn, public_key_pem)
+    if problem:
+        raise RequestPackError(f"{endpoint.fqdn} on {host_name}: {problem}; the request pack was not written")
+    directory = Path(receiver.requests_dir)
+    files = {
+        directory / f"{endpoint.fqdn}.csr": csr_pem,
+        directory / f"{endpoint.fqdn}.md": render_note(receiver, endpoint, host_name, public_key_pem),
+    }
+    return [path for path, text in files.items() if write_atomically(path, text)]
