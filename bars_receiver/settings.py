@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
 from .fqdn import check_ods
 
@@ -49,7 +49,7 @@ class Settings(Strict):
 
     environment: Environment
     fqdn_conventions: dict[Hosting, str]
-    proxy_addresses: list[Network] = Field(min_length=1)
+    proxy_addresses: list[Annotated[Network, BeforeValidator(parse_network)]] = Field(min_length=1)
     base_dir: str = "/etc/bars-receiver"
     listen_port: int = Field(default=443, ge=1, le=65535)
     key_size: Literal[2048, 3072, 4096] = 2048
@@ -57,13 +57,6 @@ class Settings(Strict):
     bars_team_email: str
     certificate_request_email: str | None = None
     request_route: str
-
-    @field_validator("proxy_addresses", mode="before")
-    @classmethod
-    def _networks(cls, value: object) -> object:
-        if isinstance(value, list):
-            return [parse_network(item) for item in value]
-        return value
 
     @field_validator("base_dir")
     @classmethod
