@@ -105,7 +105,9 @@ def _tail(path: Path, lines: int = 15) -> str:
         text = path.read_text(errors="replace")
     except OSError:
         return "(no console log)"
-    return "\n".join(text.splitlines()[-lines:])
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)  # the console is coloured
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -113,6 +115,33 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     os.chmod(path, mode)
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below `path`, deepest first."""
+    prefix = str(path).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as mounts:
+        points = [line.split()[4].replace("\\040", " ") for line in mounts]
+    return sorted({p for p in points if (p + "/").startswith(prefix)}, key=len, reverse=True)
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a directory tree, but never through a mount inside it.
+
+    Why: an interrupted debootstrap leaves proc, sys and sometimes bind mounts
+    of the host's /dev inside its target; deleting through those would delete
+    the host's files. Such mounts are unmounted first, and if one stays, the
+    tree is left alone with an error instead.
+    """
+    if not path.exists():
+        return
+    for point in _mounts_under(path):
+        if subprocess.run(["umount", point], stderr=subprocess.DEVNULL).returncode != 0:
+            subprocess.run(["umount", "-l", point], stderr=subprocess.DEVNULL)
+    busy = _mounts_under(path)
+    if busy:
+        raise LabError(f"{busy[0]} is still mounted; not deleting {path}")
+    shutil.rmtree(path)
 
 
 def _require_root() -> None:
@@ -291,7 +320,7 @@ def ensure_rootfs_cache() -> Path:
         if tarball.exists():  # someone else built it while we waited
             return tarball
         for stale in CACHE_DIR.glob("build-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            _remove_tree(stale)
         build = Path(tempfile.mkdtemp(prefix="build-", dir=CACHE_DIR))
         try:
             _debootstrap(build / "rootfs")
@@ -300,7 +329,7 @@ def ensure_rootfs_cache() -> Path:
                   "--xattrs-include=*", "-cf", str(part), "."], "packing the rootfs cache")
             os.rename(part, tarball)
         finally:
-            shutil.rmtree(build, ignore_errors=True)
+            _remove_tree(build)
     return tarball
 
 
@@ -311,9 +340,42 @@ def _debootstrap(target: Path) -> None:
     argv = ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(INCLUDE)}",
             SUITE, str(target), mirror]
     with open(log, "w") as out:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
+        status = _run_process_group(argv, stdout=out)
+    if status != 0:
         raise LabError(f"debootstrap failed: {_last_line(_tail(log, 5))} (see {log})")
+
+
+def _run_process_group(argv: list[str], stdout) -> int:
+    """Run a command in a process group of its own and wait for it.
+
+    Why: debootstrap is a shell script with many children (dpkg, chroot...).
+    If we are interrupted, stopping only its first PID would leave the others
+    writing into the build dir we are about to delete, so the group we
+    started is stopped as a whole: SIGTERM, then SIGKILL.
+    """
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return proc.wait()
+    except BaseException:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            if not _group_alive(proc.pid):
+                break
+        raise
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while any live process is still in process group `pgid`."""
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = Path(stat).read_text().rsplit(")", 1)[-1].split()
+            if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
+                return True
+    return False
 
 
 # ---------------------------------------------------------------- per-lab rootfs setup
@@ -407,6 +469,7 @@ def _supervise(name: str) -> None:
         _write(lab.state_dir / "supervisor.pid", f"{pid}\n")
         os._exit(0)
     os.setsid()
+    os.chdir("/")  # do not hold the caller's (maybe temporary) working directory
     devnull = os.open(os.devnull, os.O_RDONLY)
     log = os.open(lab.console_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(devnull, 0)
@@ -541,17 +604,20 @@ class Lab:
         units. 'running' and 'degraded' are both accepted.
         """
         deadline = time.monotonic() + timeout
+        ssh_error = ""
         while True:
             if not self._supervisor_pid():
                 raise LabError(f"lab {self.name!r} stopped while booting; console.log ends:\n{_tail(self.console_log)}")
             try:
-                if self.ssh("true", check=False, timeout=10, connect_timeout=2).returncode == 0:
+                probe = self.ssh("true", check=False, timeout=10, connect_timeout=2)
+                if probe.returncode == 0:
                     break
+                ssh_error = _last_line(probe.stderr)
             except subprocess.TimeoutExpired:
-                pass
+                ssh_error = "ssh timed out"
             if time.monotonic() > deadline:
-                raise LabError(f"lab {self.name!r}: SSH did not answer within {timeout:.0f} s; "
-                               f"console.log ends:\n{_tail(self.console_log)}")
+                raise LabError(f"lab {self.name!r}: SSH did not answer within {timeout:.0f} s "
+                               f"(last ssh error: {ssh_error or 'none'}); console.log ends:\n{_tail(self.console_log)}")
             time.sleep(0.3)
         remaining = max(5.0, deadline - time.monotonic())
         try:
@@ -599,15 +665,7 @@ class Lab:
         self._remove_state_dir()
 
     def _remove_state_dir(self) -> None:
-        """Delete the state dir, but never through something still mounted in it."""
-        if not self.state_dir.exists():
-            return
-        prefix = str(self.state_dir) + "/"
-        with open("/proc/self/mountinfo") as mounts:
-            busy = [line.split()[4] for line in mounts if (line.split()[4] + "/").startswith(prefix)]
-        if busy:
-            raise LabError(f"lab {self.name!r}: {busy[0]} is still mounted; not deleting {self.state_dir}")
-        shutil.rmtree(self.state_dir)
+        _remove_tree(self.state_dir)
 
     # ---- reaching the lab
 
@@ -716,6 +774,11 @@ def _cmd_supervise(args) -> int:
     return 0
 
 
+def _exit_on_sigterm(signum, _frame):
+    """Turn SIGTERM into SystemExit so `finally`/cleanup code runs."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m lab.host", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="{up,down,status,ssh,reboot}")
@@ -739,6 +802,8 @@ def main(argv: list[str] | None = None) -> int:
     # _supervise is hidden from the list of choices
     sub._choices_actions = [a for a in sub._choices_actions if a.help != argparse.SUPPRESS]
     args = parser.parse_args(argv)
+    # A SIGTERM (CI timeout, kill) should clean up a half-started lab like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         _require_root()
         return args.func(args)
