@@ -6,28 +6,12 @@ and its own copy of the project, so modules cannot see each other's keys, rules 
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-import yaml
 
 from lab.host import Lab
-
-REPO = Path(__file__).resolve().parents[2]
-PYINFRA = Path(sys.executable).parent / "pyinfra"
-COPIED = ("bars_receiver", "tasks", "group_data", "files", "inventories", "lab", "deploy.py")
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "/tests/lab/" in str(item.fspath):
-            item.add_marker(pytest.mark.lab)
+from lab.project import Project, Run, endpoint, fqdn  # noqa: F401  (re-exported for test modules)
 
 
 @pytest.fixture(scope="module")
@@ -40,74 +24,6 @@ def lab(request):
         yield host
 
 
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    @property
-    def totals(self) -> dict:
-        """pyinfra --json totals: "success" counts operations that changed something."""
-        return json.loads(self.stdout[self.stdout.index("{"):])["results"]["totals"]
-
-    @property
-    def changed(self) -> int:
-        return self.totals["success"]
-
-
-class Project:
-    """A copy of the project with its own inventory for one lab host."""
-
-    def __init__(self, root: Path, lab: Lab):
-        self.root = root
-        self.lab = lab
-
-    def write_inventory(self, endpoints: list[dict], settings: dict | None = None, name: str = "test") -> Path:
-        document = {
-            "environment": "int",
-            "settings": {"proxy_addresses": ["127.0.0.2"], **(settings or {})},
-            "hosts": {self.lab.name: {**self.lab.host_data(), "endpoints": endpoints}},
-        }
-        path = self.root / "inventories" / f"{name}.yml"
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
-        (self.root / "inventories" / f"{name}.py").write_text(
-            (self.root / "inventories" / "lab.py").read_text().replace("lab.yml", f"{name}.yml")
-        )
-        return path
-
-    def deploy(self, *args: str, inventory: str = "test", env: dict | None = None, check: bool = True) -> Run:
-        """Run ``pyinfra -y --json inventories/<inventory>.py deploy.py`` from inside the lab's netns."""
-        argv = [*self.lab.netns_prefix(), str(PYINFRA), "-y", "--json", *args, f"inventories/{inventory}.py", "deploy.py"]
-        result = subprocess.run(
-            argv, cwd=self.root, capture_output=True, text=True, timeout=600,
-            env={**os.environ, **(env or {})},
-        )
-        run = Run(result.returncode, result.stdout, result.stderr)
-        if check and result.returncode != 0:
-            raise AssertionError(f"pyinfra failed ({result.returncode}):\n{run.output[-4000:]}")
-        return run
-
-
 @pytest.fixture(scope="module")
 def project(lab, tmp_path_factory) -> Project:
-    root = tmp_path_factory.mktemp("project")
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    return Project(root, lab)
-
-
-def endpoint(ods: str, supplier: str = "ExampleSupplier", **extra) -> dict:
-    return {"ods": ods, "supplier": supplier, "upstream": "http://127.0.0.1:8080", **extra}
-
-
-def fqdn(ods: str, supplier: str = "ExampleSupplier") -> str:
-    return f"BaRS-INT-{ods}.{supplier}.thirdparty.nhs.uk"
+    return Project(tmp_path_factory.mktemp("project"), lab)

@@ -7,7 +7,7 @@ import threading
 import pytest
 from cryptography import x509
 
-from .conftest import endpoint, fqdn
+from lab.project import endpoint, fqdn
 
 ENDPOINTS = [endpoint("LAB01"), endpoint("LAB02"), endpoint("LAB03", supplier="OtherSupplier")]
 BASE = "/etc/bars-receiver"
