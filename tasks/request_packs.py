@@ -17,7 +17,7 @@ endpoint_files = host.data.endpoint_files
 
 def write_pack(endpoint, state):
     for path in write_request_pack(receiver, endpoint, host.name, state.csr_pem, state.key_public_pem):
-        logger.info(f"{host.print_prefix}request pack written: {path}")
+        logger.info(f"{host.print_prefix}request pack written: {path.relative_to(receiver.project_dir)}")
 
 
 def write_pack_from_host(endpoint):
