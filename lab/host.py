@@ -57,6 +57,7 @@ CONTROLLER_PACKAGES = (
 CACHE_DIR = Path("/var/cache/bars-lab")
 STATE_ROOT = Path("/var/lib/bars-lab")
 LAB_ADDRESS = "127.0.0.1"
+UPSTREAM_UNIT = "bars-lab-upstream.service"
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 NSPAWN_REBOOT_STATUS = 133
@@ -423,11 +424,24 @@ def _prepare_rootfs(lab: "Lab") -> None:
 
     systemd = root / "etc/systemd/system"
     _enable(systemd, "multi-user.target", "ssh.service")
+    _install_upstream(root, systemd)
     for unit in MASKED_UNITS:
         link = systemd / unit
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to("/dev/null")
+
+
+def _install_upstream(root: Path, systemd: Path) -> None:
+    """The stand-in application on 127.0.0.1:8080 that nginx proxies to (lab/upstream.py)."""
+    target = root / "usr/local/lib/bars-lab/upstream.py"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).with_name("upstream.py"), target)
+    _write(systemd / UPSTREAM_UNIT,
+           "[Unit]\nDescription=BaRS lab stand-in application (lab/upstream.py)\n\n"
+           "[Service]\nExecStart=/usr/bin/python3 /usr/local/lib/bars-lab/upstream.py --port 8080\n"
+           "Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n")
+    _enable(systemd, "multi-user.target", UPSTREAM_UNIT)
 
 
 def _enable(systemd: Path, target: str, unit: str) -> None:

@@ -1,0 +1,61 @@
+"""A stand-in receiver application for the lab host (stdlib only, runs on the lab's python3).
+
+It answers every request with what it received (method, raw path, headers, body) and echoes
+X-Request-Id and X-Correlation-Id as BaRS receivers do; GET /metadata also carries a minimal
+CapabilityStatement. Every request is appended to a JSON-lines log, so tests can show what did,
+and did not, reach the application.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ECHOED = ("X-Request-Id", "X-Correlation-Id")
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "bars-lab-upstream"
+    log_path = "/var/log/bars-lab-upstream.jsonl"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        received = {
+            "method": self.command,
+            "path": self.path,  # the raw request target, as nginx passed it
+            "headers": {name: value for name, value in self.headers.items()},
+            "body": self.rfile.read(length).decode("utf-8", "replace"),
+        }
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(received) + "\n")
+        answer = {"received": received}
+        if self.command == "GET" and self.path.split("?")[0].endswith("/metadata"):
+            answer["resourceType"] = "CapabilityStatement"
+            answer["status"] = "active"
+        body = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name in ECHOED:
+            if name in self.headers:
+                self.send_header(name, self.headers[name])
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, *args) -> None:  # the JSON log is the record
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    ThreadingHTTPServer((args.address, args.port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
