@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
+from .certificates import IssuedCertificate, normalise_fingerprint
 from .fqdn import check_ods
 
 Environment = Literal["int", "prod"]
@@ -43,6 +44,14 @@ def parse_network(value: object) -> Network:
         raise ValueError(f"{value!r} has host bits set; did you mean {str(widened)!r}?") from None
 
 
+# TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20 only (NHS Spine-family guidance uses
+# ECDHE-RSA-AES-GCM). TLS 1.3 suites are OpenSSL's defaults, all strong.
+STRONG_TLS12_CIPHERS = (
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"
+)
+
+
 class Settings(Strict):
     """Per-environment settings: group_data/all.py, then group_data/<env>.py, then the
     inventory's ``settings:`` block, later ones winning."""
@@ -57,8 +66,62 @@ class Settings(Strict):
     bars_team_email: str
     certificate_request_email: str | None = None
     request_route: str
+    tls_protocols: list[Literal["TLSv1.2", "TLSv1.3"]] = Field(default=["TLSv1.2", "TLSv1.3"], min_length=1)
+    tls_ciphers: str = STRONG_TLS12_CIPHERS
+    client_dn_allowlist: list[str] = []
+    upstream_timeout: int = Field(default=30, ge=1, le=31)
+    # Issued certificates and PKCS#12 (docs/certificates.md).
+    ca_pins: dict[str, str] = {}
+    renewal_days: int = Field(default=30, ge=1, le=365)
+    pfx_profile: Literal["modern", "legacy"] = "modern"
+    pfx_password_env: str | None = None
+    app_group: str | None = None
+    app_dir: str = "/etc/bars-receiver-app"
 
-    @field_validator("base_dir")
+    @field_validator("tls_ciphers")
+    @classmethod
+    def _ciphers(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_+!@=.-]+(:[A-Za-z0-9_+!@=.-]+)*", value):
+            raise ValueError(
+                f"{value!r} is not an OpenSSL cipher list; separate suite names with ':' "
+                "(e.g. 'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256')"
+            )
+        return value
+
+    @field_validator("client_dn_allowlist")
+    @classmethod
+    def _dns(cls, value: list[str]) -> list[str]:
+        for dn in value:
+            if "=" not in dn or any(c in dn for c in "\"\n\r"):
+                raise ValueError(
+                    f"{dn!r} is not a subject DN as nginx shows it (RFC 2253, e.g. "
+                    "'CN=bars-proxy.int.api.service.nhs.uk,OU=Devices,O=nhs'); no quotes or newlines"
+                )
+        return value
+
+    @field_validator("ca_pins")
+    @classmethod
+    def _pins(cls, value: dict[str, str]) -> dict[str, str]:
+        return {label: normalise_fingerprint(pin) for label, pin in value.items()}
+
+    @field_validator("app_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and (value == "root" or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value)):
+            raise ValueError(
+                f"{value!r} is not a usable group name; give the application's group such as 'barsapp' "
+                "(lower case, digits, '_' or '-'), or leave app_group unset to keep everything root-only"
+            )
+        return value
+
+    @field_validator("app_dir")
+    @classmethod
+    def _plain_dir(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._/-]+", value):
+            raise ValueError(f"{value!r} must be a plain absolute path (letters, digits, '.', '_', '-', '/')")
+        return value
+
+    @field_validator("base_dir", "app_dir")
     @classmethod
     def _absolute(cls, value: str) -> str:
         path = PurePosixPath(value)
@@ -66,7 +129,7 @@ class Settings(Strict):
             raise ValueError(f"{value!r} must be an absolute directory below / such as '/etc/bars-receiver'")
         return str(path)
 
-    @field_validator("key_passphrase_env")
+    @field_validator("key_passphrase_env", "pfx_password_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
@@ -102,7 +165,12 @@ class Endpoint(Strict):
             raise ValueError(
                 f"{value!r} is not an http(s) URL of the application; write e.g. 'http://127.0.0.1:5000'"
             )
-        return value
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ValueError(
+                f"{value!r} has a path, query or user; give scheme://host:port only, because the "
+                "request path is passed to the application unchanged (e.g. 'http://127.0.0.1:5000')"
+            )
+        return value.rstrip("/")
 
     @field_validator("receiver_path")
     @classmethod
@@ -154,6 +222,9 @@ class HostSettings(Strict):
     settings: Settings
     endpoints: tuple[ResolvedEndpoint, ...]
     key_passphrase: SecretStr | None = None
+    # Checked certificates by FQDN; an endpoint without one is still "requested".
+    certificates: dict[str, IssuedCertificate] = {}
+    pfx_password: SecretStr | None = None
 
     def endpoint_dir(self, fqdn: str) -> str:
         return f"{self.settings.base_dir}/{fqdn}"

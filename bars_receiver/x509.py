@@ -18,6 +18,10 @@ def public_key_der(public_key_pem: str) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def fingerprint(data: bytes) -> str:
     """SHA-256 as colon-separated hex, the form people compare by eye."""
     return ":".join(f"{byte:02X}" for byte in hashlib.sha256(data).digest())

@@ -88,6 +88,8 @@ BAD = [
     ("ODS code too short", lambda d: ep(d).update(ods="RX"), "hosts.rx-1.endpoints[0].ods", "3-12 letters or digits"),
     ("missing upstream", lambda d: ep(d).pop("upstream"), "hosts.rx-1.endpoints[0].upstream", "required"),
     ("upstream not http", lambda d: ep(d).update(upstream="ftp://app"), "hosts.rx-1.endpoints[0].upstream", "http(s) URL"),
+    ("upstream with a path", lambda d: ep(d).update(upstream="http://127.0.0.1:5000/api"),
+     "hosts.rx-1.endpoints[0].upstream", "request path is passed to the application unchanged"),
     ("receiver path relative", lambda d: ep(d).update(receiver_path="bars"),
      "hosts.rx-1.endpoints[0].receiver_path", "starting with '/'"),
     ("supplier not a DNS label", lambda d: ep(d).update(supplier="Acme Health"),

@@ -1,0 +1,104 @@
+"""The nginx TLS-MA listener: render its configuration and put it live only once nginx accepts it.
+
+The live file is replaced only after ``nginx -t`` has passed twice: once for our configuration
+alone, then for the whole of nginx with it in place (if that fails the previous file is restored).
+The running nginx keeps serving its loaded configuration throughout; reloading is the task's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.facts.files import Sha256File
+
+from .settings import HostSettings
+from .x509 import sha256_hex
+
+LIVE_CONFIG = "/etc/nginx/conf.d/bars-receiver.conf"
+# Same directory as the live file, so the swap is a rename; ".new" keeps it out of conf.d/*.conf.
+CANDIDATE_CONFIG = "/etc/nginx/conf.d/.bars-receiver.conf.new"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One active endpoint as nginx serves it."""
+
+    fqdn: str
+    chain: str
+    key: str
+    key_password_file: str | None
+    client_ca: str
+    upstream: str
+    receiver_path: str
+
+
+def render_config(receiver: HostSettings, sites: list[Site]) -> str:
+    settings = receiver.settings
+    templates = Environment(
+        loader=FileSystemLoader(Path(receiver.project_dir) / "files" / "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return templates.get_template("nginx-receiver.conf.j2").render(
+        inventory=receiver.inventory,
+        port=settings.listen_port,
+        sites=sites,
+        protocols=settings.tls_protocols,
+        ciphers=settings.tls_ciphers,
+        allowlist=settings.client_dn_allowlist,
+        timeout=settings.upstream_timeout,
+    )
+
+
+# $1 candidate, $2 live file, $3 scratch directory for the stand-alone test configuration.
+_CHECK_AND_SWAP = """
+set -e
+candidate=$1 live=$2 scratch=$3
+umask 077
+printf 'pid %s/nginx-test.pid;\\nevents {}\\nhttp {\\n    include %s;\\n}\\n' "$scratch" "$candidate" > "$scratch/nginx-test.conf"
+if ! nginx -q -t -c "$scratch/nginx-test.conf"; then
+  rm -f "$candidate"
+  echo "the new nginx configuration was refused; nothing was changed and nginx keeps serving" >&2
+  exit 1
+fi
+rm -f "$scratch/previous.conf"
+if [ -f "$live" ]; then cp -p "$live" "$scratch/previous.conf"; fi
+chmod 0644 "$candidate"
+mv -f "$candidate" "$live"
+if ! nginx -q -t; then
+  if [ -f "$scratch/previous.conf" ]; then mv -f "$scratch/previous.conf" "$live"; else rm -f "$live"; fi
+  echo "nginx as a whole refused the new configuration; the previous one was restored" >&2
+  exit 1
+fi
+rm -f "$scratch/previous.conf"
+"""
+
+
+@operation()
+def checked_config(config: str, scratch_dir: str, live: str = LIVE_CONFIG, candidate: str = CANDIDATE_CONFIG):
+    """
+    Put the receiver's nginx configuration live, only after nginx has accepted it.
+
+    + config: the full text of the configuration
+    + scratch_dir: a root-only directory for the stand-alone test configuration
+    + live: the file nginx includes
+    + candidate: where the new text waits while it is checked
+
+    **Example:**
+
+    .. code:: python
+
+        checked_config(name="nginx TLS-MA configuration", config=text, scratch_dir="/etc/bars-receiver")
+    """
+    if host.get_fact(Sha256File, path=live) == sha256_hex(config.encode()):
+        host.noop(f"{live} is already up to date")
+        return
+    yield FileUploadCommand(StringIO(config), candidate)
+    yield StringCommand("sh", "-c", QuoteString(_CHECK_AND_SWAP), "bars", candidate, live, scratch_dir)
