@@ -18,3 +18,4 @@ endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_di
 local.include("tasks/packages.py")
 local.include("tasks/keys.py", data={"endpoint_files": endpoint_files})
 local.include("tasks/request_packs.py", data={"endpoint_files": endpoint_files})
+local.include("tasks/firewall.py")

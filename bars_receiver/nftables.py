@@ -1,0 +1,221 @@
+"""The receiver's firewall: an nftables table of our own that lets only the BaRS proxy reach the
+listener port and drops everything else sent to that port.
+
+Why a table of our own (``inet bars_receiver``): nftables runs every table's input chain, so ours
+can narrow access to one port without reading, reordering or rewriting anyone else's rules, and
+one ``delete table`` removes all of it. Nothing but the listener port is matched, so SSH (and the
+deploy's own connection) is never filtered here.
+
+Why one file that declares, deletes and re-creates the table: ``nft -f`` applies a file as one
+transaction, so the host goes from the old table to the new one with no moment in between, and a
+file nft rejects changes nothing. The same file, kept at ``RULES_PATH``, is what our systemd unit
+loads at boot.
+
+pyinfra has no nftables operation: ``NftablesTable`` reads the live table and ``listener_firewall``
+re-applies it only when it differs from what the settings ask for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from collections.abc import Iterable
+from io import StringIO
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.facts.files import Sha256File
+
+from .settings import Network
+
+FAMILY = "inet"
+TABLE = "bars_receiver"
+RULES_PATH = "/etc/nftables.d/bars-receiver.nft"
+UNIT = "bars-receiver-firewall.service"
+UNIT_PATH = f"/etc/systemd/system/{UNIT}"
+
+SETS = {4: ("proxy_v4", "ipv4_addr", "ip"), 6: ("proxy_v6", "ipv6_addr", "ip6")}
+
+
+def split_sources(sources: Iterable[Network]) -> dict[int, list[Network]]:
+    """Sources per IP version, overlaps merged: nft refuses overlapping elements in an interval
+    set ("conflicting intervals specified"), and merged networks are what nft lists back."""
+    return {
+        version: list(ipaddress.collapse_addresses(n for n in sources if n.version == version))
+        for version in SETS
+    }
+
+
+def _element(network: Network) -> str:
+    return str(network.network_address) if network.prefixlen == network.max_prefixlen else str(network)
+
+
+def render_rules(port: int, sources: Iterable[Network]) -> str:
+    """The rules file: declare, delete and re-create our table, so one ``nft -f`` replaces it
+    atomically whether or not it exists. It never names another table or flushes the ruleset."""
+    by_version = split_sources(sources)
+    lines = [
+        "#!/usr/sbin/nft -f",
+        "# Managed by the BaRS receiver deploy (pyinfra): edits are overwritten on the next run.",
+        f"# Only the BaRS proxy may reach TCP port {port}; nothing else on this host is filtered here.",
+        f"table {FAMILY} {TABLE}",
+        f"delete table {FAMILY} {TABLE}",
+        f"table {FAMILY} {TABLE} {{",
+    ]
+    for version, (name, type_, _) in SETS.items():
+        lines += [f"\tset {name} {{", f"\t\ttype {type_}", "\t\tflags interval"]
+        if by_version[version]:  # nft has no syntax for an empty element list
+            lines.append(f"\t\telements = {{ {', '.join(_element(n) for n in by_version[version])} }}")
+        lines += ["\t}", ""]
+    lines += [
+        "\tchain input {",
+        "\t\ttype filter hook input priority filter; policy accept;",
+        *(f"\t\ttcp dport {port} {match} saddr @{name} accept" for name, _, match in SETS.values()),
+        f"\t\ttcp dport {port} drop",
+        "\t}",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _match(protocol: str, field: str, right: Any) -> dict:
+    return {"match": {"op": "==", "left": {"payload": {"protocol": protocol, "field": field}}, "right": right}}
+
+
+def desired_table(port: int, sources: Iterable[Network]) -> dict[str, Any]:
+    """What ``table_state`` returns once ``render_rules(port, sources)`` is applied: the same
+    objects in the shape nft's JSON listing gives them (libnftables-json(5))."""
+    by_version = split_sources(sources)
+    dport = _match("tcp", "dport", port)
+    state: dict[str, Any] = {f"table {TABLE}": {"flags": []}}
+    for version, (name, type_, _) in SETS.items():
+        elements = sorted(str(network) for network in by_version[version])
+        state[f"set {name}"] = {"type": type_, "flags": ["interval"], "elem": elements}
+    state["chain input"] = {"type": "filter", "hook": "input", "prio": 0, "policy": "accept", "flags": []}
+    state["rules input"] = [
+        *({"expr": [dport, _match(match, "saddr", f"@{name}"), {"accept": None}]} for name, _, match in SETS.values()),
+        {"expr": [dport, {"drop": None}]},
+    ]
+    return state
+
+
+def _canonical_element(element: Any) -> str:
+    if isinstance(element, str):
+        return str(ipaddress.ip_network(element))
+    if isinstance(element, dict) and "prefix" in element:
+        return str(ipaddress.ip_network(f"{element['prefix']['addr']}/{element['prefix']['len']}"))
+    return json.dumps(element, sort_keys=True)  # a range or other form: never what we render
+
+
+def table_state(listing: dict[str, Any]) -> dict[str, Any]:
+    """Reduce ``nft -j list table`` output to what decides the table's behaviour.
+
+    Handles are dropped (they change every time the table is re-created, e.g. at boot); set
+    elements are sorted; rules keep their order per chain. Every other attribute is kept, so a
+    hand edit of any kind (an extra rule, a dormant flag, a changed policy) makes it differ.
+    """
+    state: dict[str, Any] = {}
+    for item in listing.get("nftables", []):
+        (kind, body), = item.items()
+        if kind == "metainfo":
+            continue
+        body = {key: value for key, value in body.items() if key not in ("family", "table", "handle")}
+        if kind == "rule":
+            state.setdefault(f"rules {body.pop('chain')}", []).append(body)
+            continue
+        flags = body.get("flags", [])  # absent, one string or a list, depending on nft's version
+        body["flags"] = sorted([flags] if isinstance(flags, str) else flags)
+        if kind == "set":
+            body["elem"] = sorted(_canonical_element(element) for element in body.get("elem", []))
+        state[f"{kind} {body.pop('name')}"] = body
+    return state
+
+
+class NftablesTable(FactBase):
+    """
+    Returns one live nftables table reduced by ``table_state``, or None when it does not exist
+    (or nft is not installed yet).
+
+    .. code:: python
+
+        {
+            "table bars_receiver": {"flags": []},
+            "set proxy_v4": {"type": "ipv4_addr", "flags": ["interval"], "elem": ["35.197.254.55/32"]},
+            "chain input": {"type": "filter", "hook": "input", "prio": 0, "policy": "accept", "flags": []},
+            "rules input": [{"expr": [...]}, ...],
+        }
+    """
+
+    # Asks for the table list first: "no such table" from `nft list table` is only a
+    # locale-dependent message, and any other nft failure must fail the fact, not read as absent.
+    _SCRIPT = """
+set -e
+tables=$(nft list tables "$1")
+if printf '%s\\n' "$tables" | grep -qxF "table $1 $2"; then exec nft -j list table "$1" "$2"; fi
+"""
+
+    def requires_command(self, family: str, table: str) -> str:
+        return "nft"
+
+    def command(self, family: str, table: str) -> StringCommand:
+        return StringCommand(
+            "sh", "-c", QuoteString(self._SCRIPT), "nftables-table", QuoteString(family), QuoteString(table)
+        )
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        return table_state(json.loads("\n".join(output)))
+
+
+# Checked first, applied in one transaction, and only then kept for boot (written to a temporary
+# name beside it, synced and renamed, so neither a reader nor a power cut sees half a file).
+# A candidate nft rejects, or an apply that fails, leaves the live table and the kept file as
+# they were.
+_APPLY = """
+set -eu
+candidate=$1 path=$2
+trap 'rm -f "$candidate"' EXIT
+if ! nft -c -f "$candidate"; then
+  echo "nft rejected the new firewall rules (message above); the live table and $path are unchanged" >&2
+  exit 1
+fi
+nft -f "$candidate"
+staged="${path%/*}/.${path##*/}.new"
+install -D -m 0644 "$candidate" "$staged"
+sync "$staged"
+mv -f "$staged" "$path"
+"""
+
+
+def apply_command(candidate: str, path: str) -> StringCommand:
+    """Check ``candidate`` with ``nft -c``, apply it with one ``nft -f``, then keep it at ``path``."""
+    return StringCommand("sh", "-c", QuoteString(_APPLY), "bars-firewall", QuoteString(candidate), QuoteString(path))
+
+
+@operation()
+def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH):
+    """
+    Let only ``sources`` reach TCP ``port``: the nftables table ``inet bars_receiver``, live and
+    kept at ``path`` for boot.
+
+    + port: the TLS-MA listener port; TCP to it from anywhere else is dropped
+    + sources: IPv4/IPv6 addresses or networks allowed to reach it (the BaRS proxy egress addresses)
+    + path: where the rules file is kept for the boot-time unit
+
+    **Example:**
+
+    .. code:: python
+
+        listener_firewall(name="Only the BaRS proxy may reach port 443", port=443, sources=settings.proxy_addresses)
+    """
+    rules = render_rules(port, sources)
+    digest = hashlib.sha256(rules.encode()).hexdigest()
+    live = host.get_fact(NftablesTable, family=FAMILY, table=TABLE)
+    kept = host.get_fact(Sha256File, path=path)
+    if live == desired_table(port, sources) and kept == digest:
+        host.noop(f"nftables table {FAMILY} {TABLE} and {path} already allow only the proxy to port {port}")
+        return
+    candidate = host.get_temp_filename()  # random: nobody can plant a link at the name in /tmp beforehand
+    yield FileUploadCommand(StringIO(rules), candidate)
+    yield apply_command(candidate, path)

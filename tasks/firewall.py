@@ -1,0 +1,42 @@
+"""Firewall: only the environment's BaRS proxy may reach the listener port.
+
+The table is checked and applied live in one transaction, and kept in a file that our own unit
+loads at boot. The unit runs after nftables.service and follows its restarts and reloads, because
+the stock /etc/nftables.conf starts with `flush ruleset`, which would remove our table.
+"""
+
+from pyinfra import host
+from pyinfra.api import DeployError
+from pyinfra.operations import files, systemd
+
+from bars_receiver.nftables import RULES_PATH, TABLE, UNIT, UNIT_PATH, listener_firewall
+
+receiver = host.data.receiver
+port = receiver.settings.listen_port
+
+# The table drops the listener port for everyone but the proxy: on the SSH port that would cut
+# this deploy's own connection half way through the run.
+if port == host.data.get("ssh_port", 22):
+    raise DeployError(
+        f"inventories/{receiver.inventory}.yml: settings.listen_port is {port}, the port {host.name} "
+        "is reached on over SSH; the firewall would lock the deploy out. Use another listen_port"
+    )
+
+listener_firewall(
+    name=f"Firewall: only the BaRS proxy may reach port {port}",
+    port=port,
+    sources=receiver.settings.proxy_addresses,
+)
+
+unit = files.template(
+    name=f"Boot-time firewall loader {UNIT}",
+    src="files/templates/bars-receiver-firewall.service.j2",
+    dest=UNIT_PATH,
+    user="root",
+    group="root",
+    mode="644",
+    table=TABLE,
+    rules_path=RULES_PATH,
+)
+systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
+systemd.service(name=f"Enable {UNIT}", service=UNIT, running=True, enabled=True)
