@@ -7,6 +7,8 @@ run in order.
 from pyinfra import host, local
 from pyinfra.api import DeployError
 
+from bars_receiver.certificate_facts import CertificateFiles
+from bars_receiver.certificate_operations import SharedList
 from bars_receiver.facts import EndpointFiles
 
 receiver = host.data.get("receiver")
@@ -14,8 +16,20 @@ if receiver is None:
     raise DeployError(f"{host.name} has no receiver settings: run with an inventory from inventories/")
 
 endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir)
+certificate_files = host.get_fact(
+    CertificateFiles,
+    base_dir=receiver.settings.base_dir,
+    app_dir=receiver.settings.app_dir,
+    password_source="env" if receiver.pfx_password is not None else "generated",
+    app_group=receiver.settings.app_group,
+)
 
 local.include("tasks/packages.py")
 local.include("tasks/keys.py", data={"endpoint_files": endpoint_files})
+# tasks/certificates.py appends the operations that install certificates; nginx reloads on them.
+certificate_changes = SharedList()
+local.include("tasks/certificates.py", data={
+    "endpoint_files": endpoint_files, "certificate_files": certificate_files, "certificate_changes": certificate_changes,
+})
 local.include("tasks/request_packs.py", data={"endpoint_files": endpoint_files})
 local.include("tasks/firewall.py")

@@ -16,6 +16,9 @@ from typing import Any
 import yaml
 from pydantic import SecretStr, ValidationError
 
+from pyinfra import logger
+
+from .certificates import IssuedCertificate, check_inventory_certificates
 from .errors import InventoryError, Problem
 from .fqdn import check_fqdn, convention_pattern, derive_fqdn
 from .settings import Endpoint, HostEntry, HostSettings, ResolvedEndpoint, Settings
@@ -23,6 +26,7 @@ from .settings import Endpoint, HostEntry, HostSettings, ResolvedEndpoint, Setti
 TOP_LEVEL_KEYS = ("environment", "settings", "hosts")
 ENVIRONMENTS = ("int", "prod")
 MIN_PASSPHRASE = 4  # openssl refuses shorter PEM passphrases
+MIN_PFX_PASSWORD = 8
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -104,6 +108,7 @@ class _Loader:
         self.project_dir = project_dir
         self.file = _relative(yaml_path, project_dir)
         self.problems: list[Problem] = []
+        self.sources: dict[str, str] = {}  # setting name -> file that supplied it
 
     def fail(self, field: str, message: str, file: str | None = None) -> None:
         self.problems.append(Problem(file or self.file, field, message))
@@ -153,6 +158,7 @@ class _Loader:
             source[key] = self.file
         merged["environment"] = environment
         source["environment"] = self.file
+        self.sources = source
         try:
             return Settings.model_validate(merged)
         except ValidationError as error:
@@ -183,6 +189,49 @@ class _Loader:
             )
             return None
         return SecretStr(value)
+
+    def setting_field(self, name: str) -> tuple[str, str]:
+        """(file, field) naming where a setting's value came from, for messages."""
+        file = self.sources.get(name, self.file)
+        return file, f"settings.{name}" if file == self.file else name
+
+    def pfx_password(self, settings: Settings) -> SecretStr | None:
+        """The PKCS#12 password from the CI secret named by pfx_password_env; None = generate on host."""
+        name = settings.pfx_password_env
+        if name is None:
+            return None
+        file, field = self.setting_field("pfx_password_env")
+        value = os.environ.get(name)
+        if not value:
+            self.fail(field, f"environment variable {name} is not set or empty; export it from your CI secret "
+                      "store, or remove pfx_password_env to have each host generate its own PFX password", file)
+            return None
+        # ASCII only: PKCS#12 password encoding of other characters differs between OpenSSL and Windows.
+        if len(value) < MIN_PFX_PASSWORD or not (value.isascii() and value.isprintable()):
+            self.fail(field, f"the value of {name} must be at least {MIN_PFX_PASSWORD} printable ASCII characters "
+                      "on one line (other characters are encoded differently by OpenSSL and Windows)", file)
+            return None
+        return SecretStr(value)
+
+    def certificates(self, settings: Settings, resolved: dict[str, list[ResolvedEndpoint]]) -> dict[str, IssuedCertificate]:
+        """Check files/certs/<inventory>/*.cer against CSRs and files/ca/<inventory>/ (certificates.py)."""
+        base, app = Path(settings.base_dir), Path(settings.app_dir)
+        if base == app or base in app.parents or app in base.parents:
+            file, field = self.setting_field("app_dir")
+            self.fail(field, f"{settings.app_dir!r} overlaps base_dir {settings.base_dir!r}; the application's "
+                      "directory must be outside the root-only key directory, e.g. '/etc/bars-receiver-app'", file)
+        check = check_inventory_certificates(
+            self.project_dir,
+            self.yaml_path.stem,
+            [endpoint.fqdn for endpoints in resolved.values() for endpoint in endpoints],
+            ca_pins=settings.ca_pins,
+            renewal_days=settings.renewal_days,
+            pins_file=self.sources.get("ca_pins", "group_data/all.py"),
+        )
+        self.problems += check.problems
+        for warning in check.warnings:
+            logger.warning(warning)
+        return check.certificates
 
     def hosts(self, document: dict[str, Any]) -> dict[str, HostEntry]:
         raw = document.get("hosts")
@@ -286,6 +335,8 @@ def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     passphrase = loader.passphrase(settings) if settings else None
     entries = loader.hosts(document) if document else {}
     resolved = loader.resolve(settings, entries) if settings else {}
+    pfx_password = loader.pfx_password(settings) if settings else None
+    certificates = loader.certificates(settings, resolved) if settings and not loader.problems else {}
     if loader.problems:
         raise InventoryError(loader.problems)
     hosts = []
@@ -296,6 +347,8 @@ def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
             settings=settings,
             endpoints=tuple(resolved[name]),
             key_passphrase=passphrase,
+            certificates={e.fqdn: certificates[e.fqdn] for e in resolved[name] if e.fqdn in certificates},
+            pfx_password=pfx_password,
         )
         hosts.append((name, {**entry.connection_data(), "receiver": receiver}))
     return hosts

@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
 from .certificates import IssuedCertificate, normalise_fingerprint
 from .fqdn import check_ods
@@ -71,7 +71,7 @@ class Settings(Strict):
     client_dn_allowlist: list[str] = []
     upstream_timeout: int = Field(default=30, ge=1, le=31)
     # Issued certificates and PKCS#12 (docs/certificates.md).
-    ca_pins: dict[str, str] = {}
+    ca_pins: dict[str, Annotated[str, AfterValidator(normalise_fingerprint)]] = {}
     renewal_days: int = Field(default=30, ge=1, le=365)
     pfx_profile: Literal["modern", "legacy"] = "modern"
     pfx_password_env: str | None = None
@@ -98,11 +98,6 @@ class Settings(Strict):
                     "'CN=bars-proxy.int.api.service.nhs.uk,OU=Devices,O=nhs'); no quotes or newlines"
                 )
         return value
-
-    @field_validator("ca_pins")
-    @classmethod
-    def _pins(cls, value: dict[str, str]) -> dict[str, str]:
-        return {label: normalise_fingerprint(pin) for label, pin in value.items()}
 
     @field_validator("app_group")
     @classmethod

@@ -1,0 +1,406 @@
+"""The host side of certificates, run locally: the install script, the PKCS#12 build, the batched
+fact, and the controller's decision whether to rebuild.
+
+The shell scripts are the ones the operations send to the host; here they run against a temporary
+directory with this machine's sh and openssl (as root, like the deploy), so every branch is cheap
+to exercise. The lab tests run the same scripts on a real host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from pydantic import SecretStr
+from pyinfra.api import FileUploadCommand, StringCommand
+
+from bars_receiver import certificate_operations as ops
+from bars_receiver.certificate_facts import CertificateFiles, InstalledCertificate, InstalledCertificates
+from bars_receiver.certificates import check_inventory_certificates
+from bars_receiver.facts import EndpointState, FileMeta
+from bars_receiver.status import Row, endpoint_rows, format_table
+from lab.ca import Authority, new_key
+
+FQDN = "BaRS-INT-UNIT1.Acme.thirdparty.nhs.uk"
+AUTHORITY = Authority.create()
+KEY = new_key()
+OTHER_KEY = new_key()
+
+
+def public_pem(key) -> str:
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def issued(project: Path, key=KEY):
+    """An IssuedCertificate for ``key`` that passed the controller's checks."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    AUTHORITY.write_bundle(project / "files" / "ca" / "int")
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, FQDN)])).sign(key, hashes.SHA256()))
+    csr_pem = csr.public_bytes(serialization.Encoding.PEM)
+    (project / "requests" / "int").mkdir(parents=True, exist_ok=True)
+    (project / "requests" / "int" / f"{FQDN}.csr").write_bytes(csr_pem)
+    (project / "files" / "certs" / "int").mkdir(parents=True, exist_ok=True)
+    cert = AUTHORITY.sign_csr(csr_pem)
+    (project / "files" / "certs" / "int" / f"{FQDN}.cer").write_bytes(AUTHORITY.chain_pem(cert))
+    result = check_inventory_certificates(project, "int", [FQDN])
+    assert result.problems == []
+    return result.certificates[FQDN]
+
+
+AS_ROOT = os.geteuid() == 0
+
+
+def sh(script: str, *args: str) -> subprocess.CompletedProcess:
+    env = None
+    if not AS_ROOT:  # without root, chown to root cannot work: a no-op chown stands in (the lab tests do it for real)
+        shim = Path(os.environ.get("TMPDIR", "/tmp")) / f"bars-fake-chown-{os.getuid()}"
+        shim.mkdir(exist_ok=True)
+        (shim / "chown").write_text("#!/bin/sh\nexit 0\n")
+        (shim / "chown").chmod(0o755)
+        env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+    return subprocess.run(["sh", "-c", script, "bars", *args], capture_output=True, text=True, env=env)
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def host_dirs(tmp_path: Path) -> SimpleNamespace:
+    """base_dir/<fqdn>/ with an encrypted key.pem + key.pass, and an empty app_dir."""
+    base = tmp_path / "etc" / "bars-receiver"
+    key_dir = base / FQDN
+    key_dir.mkdir(parents=True, mode=0o700)
+    (key_dir / "key.pass").write_text("key-passphrase\n")
+    (key_dir / "key.pem").write_bytes(KEY.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"key-passphrase")))
+    app = tmp_path / "etc" / "bars-receiver-app"
+    return SimpleNamespace(base=base, key_dir=key_dir, app=app, handoff=app / FQDN, project=tmp_path / "project")
+
+
+def stage(key_dir: Path, certificate) -> None:
+    """What endpoint_certificate uploads before running the install script."""
+    for name, text in (("cert.pem", certificate.leaf_pem), ("chain.pem", certificate.chain_pem), ("ca.pem", certificate.ca_pem)):
+        (key_dir / f".{name}.new").write_text(text)
+
+
+def install(dirs, certificate) -> subprocess.CompletedProcess:
+    stage(dirs.key_dir, certificate)
+    return sh(ops.INSTALL_SCRIPT, str(dirs.key_dir))
+
+
+def build(dirs, profile="modern", password_step="generate", source="generated", group="root", dir_mode="700", file_mode="600"):
+    return sh(ops.BUILD_SCRIPT, str(dirs.key_dir), str(dirs.handoff), FQDN, profile, password_step, source, group, dir_mode, file_mode)
+
+
+def fact(dirs, source="generated", group="") -> InstalledCertificates:
+    command = CertificateFiles().command(str(dirs.base), str(dirs.app), source, group)
+    script = command.bits[2].obj if hasattr(command.bits[2], "obj") else command.bits[2]
+    result = sh(script, str(dirs.base), str(dirs.app), source, group)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    if not AS_ROOT:  # files this user made stand for root's
+        lines = [line.replace(f" {os.getuid()} {os.getgid()}", " 0 0") for line in lines]
+    return CertificateFiles().process(lines)
+
+
+# ---------------------------------------------------------------- install
+
+def test_install_puts_certificate_chain_and_bundle_beside_the_key(host_dirs):
+    certificate = issued(host_dirs.project)
+    result = install(host_dirs, certificate)
+    assert result.returncode == 0, result.stderr
+    assert (host_dirs.key_dir / "cert.pem").read_text() == certificate.leaf_pem
+    assert (host_dirs.key_dir / "chain.pem").read_text() == certificate.chain_pem
+    assert (host_dirs.key_dir / "ca.pem").read_text() == certificate.ca_pem
+    assert not list(host_dirs.key_dir.glob(".*.new"))
+    assert oct((host_dirs.key_dir / "cert.pem").stat().st_mode & 0o777) == "0o644"
+
+
+def test_host_refuses_a_certificate_for_another_key_and_switches_nothing(host_dirs):
+    good = issued(host_dirs.project)
+    assert install(host_dirs, good).returncode == 0
+    before = snapshot(host_dirs.key_dir)
+    wrong = issued(host_dirs.project / "other", key=OTHER_KEY)
+    result = install(host_dirs, wrong)
+    assert result.returncode == 1
+    assert "not for this endpoint's key" in result.stderr and "nothing was switched" in result.stderr
+    assert snapshot(host_dirs.key_dir) == before  # staged files removed, installed ones untouched
+
+
+def test_a_replaced_certificate_is_archived(host_dirs):
+    first = issued(host_dirs.project)
+    assert install(host_dirs, first).returncode == 0
+    second = issued(host_dirs.project / "again")  # same key, new certificate (a re-issue)
+    assert install(host_dirs, second).returncode == 0
+    archived = list((host_dirs.key_dir / "archive").glob("cert-*.pem"))
+    assert [p.read_text() for p in archived] == [first.leaf_pem]
+    assert (host_dirs.key_dir / "cert.pem").read_text() == second.leaf_pem
+
+
+# ---------------------------------------------------------------- PKCS#12
+
+def open_pfx(dirs):
+    password = (dirs.handoff / "pfx.pass").read_text().strip().encode()
+    return pkcs12.load_key_and_certificates((dirs.handoff / "receiver.pfx").read_bytes(), password)
+
+
+def pfx_info(dirs) -> str:
+    return subprocess.run(
+        ["openssl", "pkcs12", "-in", str(dirs.handoff / "receiver.pfx"), "-passin", f"file:{dirs.handoff / 'pfx.pass'}",
+         "-info", "-noout", "-legacy"], capture_output=True, text=True, check=True).stderr
+
+
+@pytest.mark.parametrize("profile, words", [
+    ("modern", ["PBES2, PBKDF2, AES-256-CBC", "MAC: sha256"]),
+    ("legacy", ["pbeWithSHA1And3-KeyTripleDES-CBC", "MAC: sha1"]),
+])
+def test_pfx_is_built_in_the_profile_asked_for_and_opens_with_its_password(host_dirs, profile, words):
+    certificate = issued(host_dirs.project)
+    assert install(host_dirs, certificate).returncode == 0
+    result = build(host_dirs, profile=profile)
+    assert result.returncode == 0, result.stderr
+    key, cert, extra = open_pfx(host_dirs)
+    assert key.public_key().public_numbers() == KEY.public_key().public_numbers()
+    assert cert.public_bytes(serialization.Encoding.PEM).decode() == certificate.leaf_pem
+    assert [c.subject for c in extra] == [AUTHORITY.sub.subject]
+    info = pfx_info(host_dirs)
+    for word in words:
+        assert word in info
+    env = (host_dirs.handoff / "kestrel.env").read_text()
+    assert f"Kestrel__Certificates__Default__Path={host_dirs.handoff}/receiver.pfx\n" in env
+    assert (host_dirs.handoff / "pfx.pass").read_text().strip() in env
+    for name in ("receiver.pfx", "pfx.pass", "kestrel.env"):
+        assert oct((host_dirs.handoff / name).stat().st_mode & 0o777) == "0o600"
+    assert oct((host_dirs.key_dir / "pfx.inputs").stat().st_mode & 0o777) == "0o600"
+
+
+def test_recorded_inputs_match_what_the_controller_computes(host_dirs):
+    """The host records sha256 of chain.pem and of the key's DER public key; the controller must
+    compute the same values from the certificate and the EndpointFiles fact, or every run rebuilds."""
+    certificate = issued(host_dirs.project)
+    install(host_dirs, certificate)
+    assert build(host_dirs).returncode == 0
+    installed = fact(host_dirs).get(FQDN)
+    assert installed.inputs["profile"] == "modern" and installed.inputs["password_source"] == "generated"
+    assert "password_hash" not in installed.inputs  # a generated password's hash is never printed
+    assert installed.password_matches and installed.env_current
+    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", None) == []
+    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "legacy", None) == [
+        "the profile changed from modern to legacy"]
+    assert ops.rebuild_reasons(certificate, public_pem(OTHER_KEY), installed, "modern", None) == ["the key changed"]
+    other = issued(host_dirs.project / "again")
+    assert ops.rebuild_reasons(other, public_pem(KEY), installed, "modern", None) == ["the certificate or its chain changed"]
+    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", SecretStr("from-ci-secret")) == [
+        "the password source changed from generated to env"]
+
+
+def test_ci_secret_password_is_compared_by_salted_hash(host_dirs):
+    certificate = issued(host_dirs.project)
+    install(host_dirs, certificate)
+    secret = SecretStr('ci-"secret"-$HOME-`x`\\')
+    staged = host_dirs.handoff / ".pfx.pass.new"
+    host_dirs.handoff.mkdir(parents=True, mode=0o700)
+    staged.write_text(secret.get_secret_value() + "\n")
+    assert build(host_dirs, password_step="upload", source="env").returncode == 0
+    key, _, _ = pkcs12.load_key_and_certificates(
+        (host_dirs.handoff / "receiver.pfx").read_bytes(), secret.get_secret_value().encode())
+    assert key is not None
+    installed = fact(host_dirs, source="env").get(FQDN)
+    record = installed.inputs["password_hash"]
+    assert record.startswith(f"$6$rounds={ops.HASH_ROUNDS}$") and secret.get_secret_value() not in record
+    assert ops.password_hash(secret, record) == record
+    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", secret) == []
+    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", SecretStr("rotated-secret")) == [
+        "the password (pfx_password_env) changed"]
+
+
+def test_tampered_password_file_or_env_file_is_noticed(host_dirs):
+    certificate = issued(host_dirs.project)
+    install(host_dirs, certificate)
+    build(host_dirs)
+    (host_dirs.handoff / "kestrel.env").write_text("Kestrel__Certificates__Default__Password=guess\n")
+    installed = fact(host_dirs).get(FQDN)
+    assert installed.password_matches and not installed.env_current
+    (host_dirs.handoff / "pfx.pass").write_text("someone-edited-this\n")
+    installed = fact(host_dirs).get(FQDN)
+    assert not installed.password_matches
+    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", None) == [
+        "pfx.pass is not the password the PFX was built with"]
+
+
+def test_failed_build_leaves_the_previous_pfx(host_dirs):
+    certificate = issued(host_dirs.project)
+    install(host_dirs, certificate)
+    build(host_dirs)
+    before = snapshot(host_dirs.handoff) | {"inputs": (host_dirs.key_dir / "pfx.inputs").read_bytes()}
+    (host_dirs.key_dir / "key.pass").write_text("wrong-passphrase\n")
+    result = build(host_dirs, profile="legacy", password_step="keep")
+    assert result.returncode != 0
+    assert snapshot(host_dirs.handoff) | {"inputs": (host_dirs.key_dir / "pfx.inputs").read_bytes()} == before
+
+
+# ---------------------------------------------------------------- operations: what they yield
+
+class FakeHost:
+    def __init__(self):
+        self.noops: list[str] = []
+
+    def noop(self, message: str) -> None:
+        self.noops.append(message)
+
+
+@pytest.fixture
+def fake_host(monkeypatch) -> FakeHost:
+    fake = FakeHost()
+    monkeypatch.setattr(ops, "host", fake)
+    return fake
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def installed_like(certificate, **overrides) -> InstalledCertificate:
+    meta = FileMeta("644", 0, 0)
+    state = InstalledCertificate(
+        files={"cert.pem": sha(certificate.leaf_pem), "chain.pem": sha(certificate.chain_pem), "ca.pem": sha(certificate.ca_pem)},
+        modes={"cert.pem": meta, "chain.pem": meta, "ca.pem": meta},
+    )
+    for key, value in overrides.items():
+        setattr(state, key, value)
+    return state
+
+
+def test_installed_certificate_is_a_noop(tmp_path, fake_host):
+    certificate = issued(tmp_path)
+    commands = list(ops.endpoint_certificate._inner("/etc/bars-receiver/x", certificate, installed_like(certificate)))
+    assert commands == [] and "already installed" in fake_host.noops[0]
+
+
+def test_changed_certificate_is_uploaded_then_checked_by_the_host(tmp_path, fake_host):
+    certificate = issued(tmp_path)
+    state = installed_like(certificate)
+    state.files["cert.pem"] = "0" * 64
+    commands = list(ops.endpoint_certificate._inner("/etc/bars-receiver/x", certificate, state))
+    assert isinstance(commands[0], FileUploadCommand) and commands[0].dest == "/etc/bars-receiver/x/.cert.pem.new"
+    assert isinstance(commands[-1], StringCommand) and len(commands) == 2
+
+
+def test_pfx_with_env_password_uploads_into_a_precreated_private_file(tmp_path, fake_host):
+    certificate = issued(tmp_path)
+    secret = SecretStr("never-in-argv-123")
+    commands = list(ops.pkcs12_bundle._inner(
+        "/k", "/a/x", FQDN, certificate, public_pem(KEY), InstalledCertificate(), password=secret))
+    create, upload, build_command = commands
+    assert ': > "$2"' in str(create.bits[2].obj if hasattr(create.bits[2], "obj") else create.bits[2])
+    assert isinstance(upload, FileUploadCommand) and upload.dest == "/a/x/.pfx.pass.new"
+    assert upload.src.getvalue() == "never-in-argv-123\n"
+    for command in (create, build_command):
+        assert "never-in-argv" not in command.get_raw_value()
+
+
+def test_missing_app_group_fails_the_operation(tmp_path, fake_host):
+    from pyinfra.api import OperationError
+
+    certificate = issued(tmp_path)
+    with pytest.raises(OperationError, match="does not exist"):
+        list(ops.pkcs12_bundle._inner("/k", "/a/x", FQDN, certificate, public_pem(KEY), InstalledCertificate(),
+                                      app_group="barsapp", group_gid=None))
+
+
+def test_permissions_follow_app_group_without_a_rebuild(host_dirs, fake_host):
+    certificate = issued(host_dirs.project)
+    install(host_dirs, certificate)
+    build(host_dirs)
+    installed = fact(host_dirs).get(FQDN)
+    commands = list(ops.pkcs12_bundle._inner(str(host_dirs.key_dir), str(host_dirs.handoff), FQDN, certificate,
+                                             public_pem(KEY), installed, app_group="barsapp", group_gid=1234))
+    raw = [c.get_raw_value() for c in commands]
+    assert len(raw) == 4 and all("chown root:" in r for r in raw)  # the dir and three files; no rebuild
+    assert not any("pkcs12 -export" in r for r in raw)
+    assert list(ops.pkcs12_bundle._inner(str(host_dirs.key_dir), str(host_dirs.handoff), FQDN, certificate,
+                                         public_pem(KEY), installed)) == []
+    assert "already built" in fake_host.noops[-1]
+
+
+# ---------------------------------------------------------------- refusals before the host is touched
+
+def receiver_with(certificate, settings=None):
+    settings = SimpleNamespace(**{"app_group": None, "renewal_days": 30, **(settings or {})})
+    endpoint = SimpleNamespace(fqdn=FQDN)
+    return SimpleNamespace(
+        endpoints=[endpoint], certificates={FQDN: certificate}, inventory="int", settings=settings,
+        endpoint_dir=lambda fqdn: f"/etc/bars-receiver/{fqdn}",
+    )
+
+
+def test_host_without_the_key_is_refused(tmp_path):
+    receiver = receiver_with(issued(tmp_path))
+    (problem,) = ops.host_problems(receiver, {}, InstalledCertificates())
+    assert problem.startswith(f"files/certs/int/{FQDN}.cer: ") and "the key it was issued for is gone" in problem
+
+
+def test_host_with_another_key_is_refused(tmp_path):
+    receiver = receiver_with(issued(tmp_path))
+    state = EndpointState(key=FileMeta("600", 0, 0), key_public_pem=public_pem(OTHER_KEY))
+    (problem,) = ops.host_problems(receiver, {FQDN: state}, InstalledCertificates())
+    assert "is a different key" in problem and f"requests/int/{FQDN}.csr" in problem
+
+
+def test_host_with_the_right_key_but_no_app_group_is_refused(tmp_path):
+    receiver = receiver_with(issued(tmp_path), {"app_group": "barsapp"})
+    state = EndpointState(key=FileMeta("600", 0, 0), key_public_pem=public_pem(KEY))
+    assert ops.host_problems(receiver, {FQDN: state}, InstalledCertificates(group_gid=1000)) == []
+    (problem,) = ops.host_problems(receiver, {FQDN: state}, InstalledCertificates(group_missing=True))
+    assert "app_group 'barsapp' does not exist" in problem
+
+
+# ---------------------------------------------------------------- the fact's parser and the status table
+
+def test_fact_parser_reads_every_marker():
+    output = [
+        "@@group 998",
+        f"@@endpoint {FQDN}",
+        "@@file cert.pem " + "a" * 64 + " 644 0 0",
+        "@@input profile legacy",
+        "@@input password_source generated",
+        "@@appdir 750 0 998",
+        "@@app receiver.pfx 640 0 998",
+        "@@password_matches",
+        "@@endpoint BaRS-INT-OTHER.Acme.thirdparty.nhs.uk",
+    ]
+    result = CertificateFiles().process(output)
+    state = result.get(FQDN)
+    assert result.group_gid == 998 and state.files == {"cert.pem": "a" * 64}
+    assert state.inputs == {"profile": "legacy", "password_source": "generated"}
+    assert state.app_dir == FileMeta("750", 0, 998) and state.modes["receiver.pfx"].gid == 998
+    assert state.password_matches and not state.env_current
+    assert result.get("BaRS-INT-OTHER.Acme.thirdparty.nhs.uk").files == {}
+
+
+def test_status_table_shows_each_state(tmp_path):
+    certificate = issued(tmp_path)
+    second = SimpleNamespace(fqdn="BaRS-INT-UNIT2.Acme.thirdparty.nhs.uk")
+    receiver = receiver_with(certificate)
+    receiver.endpoints.append(second)
+    rows = endpoint_rows("rx-1", receiver, InstalledCertificates())
+    assert [(r.fqdn, r.state) for r in rows] == [(FQDN, "active"), (second.fqdn, "requested")]
+    assert rows[0].expires == f"{certificate.not_after:%Y-%m-%d}" and int(rows[0].days_left) >= 363
+    receiver.settings.renewal_days = 400
+    assert endpoint_rows("rx-1", receiver, InstalledCertificates())[0].state == "renewing"
+    table = format_table(rows + [Row("rx-2", "BaRS-INT-X.Acme.thirdparty.nhs.uk", "active", "2030-01-01", "9", "")], {"rx-2"})
+    lines = table.splitlines()
+    assert lines[1].split()[:5] == ["HOST", "FQDN", "STATE", "EXPIRES", "DAYS"]
+    assert "awaiting certificate" in table and "error" in lines[-1]
