@@ -32,4 +32,6 @@ local.include("tasks/certificates.py", data={
     "endpoint_files": endpoint_files, "certificate_files": certificate_files, "certificate_changes": certificate_changes,
 })
 local.include("tasks/request_packs.py", data={"endpoint_files": endpoint_files})
+# The port is narrowed to the BaRS proxy before nginx ever serves on it.
 local.include("tasks/firewall.py")
+local.include("tasks/nginx.py", data={"endpoint_files": endpoint_files, "certificate_changes": certificate_changes})

@@ -98,7 +98,7 @@ def private_key(
     if passphrase is not None:
         staged = f"{directory}/{STAGED_PASSPHRASE}"
         # Created empty and 0600 first, so the upload never makes a readable file.
-        yield _sh('umask 077; : > "$1"', staged)
+        yield _sh('rm -f "$1"; umask 077; : > "$1"', staged)
         yield FileUploadCommand(StringIO(passphrase.get_secret_value()), staged)
     yield _sh(_MAKE_KEY, directory, key_size, "encrypted" if passphrase is not None else "plain")
 

@@ -7,7 +7,7 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt
 
-PACKAGES = ["openssl", "nftables"]
+PACKAGES = ["openssl", "nftables", "nginx"]
 
 distribution = host.get_fact(LinuxDistribution)
 if distribution.get("name") not in ("Debian", "Ubuntu"):

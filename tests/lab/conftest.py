@@ -19,7 +19,8 @@ def lab(request):
     """A booted lab host, torn down after the module."""
     if os.geteuid() != 0:
         pytest.fail("lab tests need root (systemd-nspawn, network namespaces); run bin/test as root")
-    name = f"bt-{os.getpid() % 10000}-{request.module.__name__.rsplit('.', 1)[-1][5:13]}"
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    name = f"bt-{os.getpid() % 10000}-{module[:8]}"
     with Lab.up(name=name) as host:
         yield host
 

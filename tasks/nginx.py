@@ -1,0 +1,44 @@
+"""The TLS-MA listener: nginx serves every active endpoint; requested ones are not published.
+
+nginx reads certificates only when it (re)loads, so a reload follows a changed configuration or
+a newly installed certificate, and nothing else.
+"""
+
+from pyinfra import host
+from pyinfra.operations import systemd
+from pyinfra.operations.util import any_changed
+
+from bars_receiver.nginx import Site, checked_config, render_config
+
+receiver = host.data.receiver
+endpoint_files = host.data.endpoint_files
+certificate_changes = host.data.certificate_changes
+
+sites = []
+for endpoint in receiver.endpoints:
+    if endpoint.fqdn not in receiver.certificates:
+        continue
+    directory = receiver.endpoint_dir(endpoint.fqdn)
+    has_passphrase = endpoint_files[endpoint.fqdn].key_pass is not None
+    sites.append(Site(
+        fqdn=endpoint.fqdn,
+        chain=f"{directory}/chain.pem",
+        key=f"{directory}/key.pem",
+        key_password_file=f"{directory}/key.pass" if has_passphrase else None,
+        client_ca=f"{directory}/ca.pem",
+        upstream=endpoint.upstream,
+        receiver_path=endpoint.receiver_path,
+    ))
+
+config = checked_config(
+    name="nginx TLS-MA configuration (checked with nginx -t before it goes live)",
+    config=render_config(receiver, sites),
+    scratch_dir=receiver.settings.base_dir,
+)
+systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
+systemd.service(
+    name="Reload nginx",
+    service="nginx",
+    reloaded=True,
+    _if=any_changed(config, *certificate_changes),
+)
