@@ -249,6 +249,17 @@ class _Loader:
                 self.problems += _problems_from(error, lambda loc, name=str(name): (self.file, ("hosts", name)))
         return entries
 
+    def ports(self, settings: Settings, entries: dict[str, HostEntry]) -> None:
+        """The firewall drops the listener port for all but the proxy: on the SSH port that would
+        cut the deploy's own connection half way through the run."""
+        for name, entry in entries.items():
+            if entry.ssh_port == settings.listen_port:
+                self.fail(
+                    "settings.listen_port",
+                    f"{settings.listen_port} is also the SSH port of hosts.{name}; the firewall would lock "
+                    "the deploy out. Use another listen_port (443 is the usual one)",
+                )
+
     def resolve(self, settings: Settings, entries: dict[str, HostEntry]) -> dict[str, list[ResolvedEndpoint]]:
         resolved: dict[str, list[ResolvedEndpoint]] = {}
         owner: dict[str, str] = {}
@@ -335,6 +346,8 @@ def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     passphrase = loader.passphrase(settings) if settings else None
     entries = loader.hosts(document) if document else {}
     resolved = loader.resolve(settings, entries) if settings else {}
+    if settings:
+        loader.ports(settings, entries)
     pfx_password = loader.pfx_password(settings) if settings else None
     certificates = loader.certificates(settings, resolved) if settings and not loader.problems else {}
     if loader.problems:

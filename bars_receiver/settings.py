@@ -33,7 +33,7 @@ def parse_network(value: object) -> Network:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not an address; write it as a string such as '192.0.2.10' or '192.0.2.0/28'")
     try:
-        return ipaddress.ip_network(value, strict=True)
+        network = ipaddress.ip_network(value, strict=True)
     except ValueError:
         try:
             widened = ipaddress.ip_network(value, strict=False)
@@ -42,6 +42,12 @@ def parse_network(value: object) -> Network:
                 f"{value!r} is not an IPv4/IPv6 address or CIDR (e.g. '35.197.254.55' or '2001:db8::/64')"
             ) from None
         raise ValueError(f"{value!r} has host bits set; did you mean {str(widened)!r}?") from None
+    if network.prefixlen == 0:
+        raise ValueError(
+            f"{value!r} is every address: the listener would be open to the whole internet; "
+            "list the BaRS proxy egress addresses instead"
+        )
+    return network
 
 
 # TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20 only (NHS Spine-family guidance uses

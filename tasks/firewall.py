@@ -6,21 +6,12 @@ the stock /etc/nftables.conf starts with `flush ruleset`, which would remove our
 """
 
 from pyinfra import host
-from pyinfra.api import DeployError
 from pyinfra.operations import files, systemd
 
 from bars_receiver.nftables import RULES_PATH, TABLE, UNIT, UNIT_PATH, listener_firewall
 
 receiver = host.data.receiver
 port = receiver.settings.listen_port
-
-# The table drops the listener port for everyone but the proxy: on the SSH port that would cut
-# this deploy's own connection half way through the run.
-if port == host.data.get("ssh_port", 22):
-    raise DeployError(
-        f"inventories/{receiver.inventory}.yml: settings.listen_port is {port}, the port {host.name} "
-        "is reached on over SSH; the firewall would lock the deploy out. Use another listen_port"
-    )
 
 listener_firewall(
     name=f"Firewall: only the BaRS proxy may reach port {port}",

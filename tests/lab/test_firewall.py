@@ -1,21 +1,21 @@
 """The firewall on a real lab host, proven with real packets inside the lab's network namespace.
 
 127.0.0.2 and fd00:ba25::2 play the BaRS proxy, 127.0.0.3 and fd00:ba25::3 a stranger. The
-listener is an ``openssl s_server`` this module starts on the lab host (nginx is another task's
-concern) on a port of its own, and stops by the PID it recorded. Every packet stays on the lab's
-loopback; nothing is ever sent to the real BaRS proxy addresses.
+listener is the deploy's own nginx, serving one endpoint signed by the lab CA, reached with a lab
+client certificate. Every packet stays on the lab's loopback; nothing is ever sent to the real
+BaRS proxy addresses.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import time
 
 import pytest
 
 from bars_receiver.nftables import RULES_PATH, UNIT, render_rules
-from lab.project import endpoint
+from lab.ca import LabCA
+from lab.project import endpoint, fqdn
 
 PORT = 8443
 PROXY = ("127.0.0.2", "fd00:ba25::2")
@@ -23,6 +23,7 @@ STRANGER = ("127.0.0.3", "fd00:ba25::3")
 LISTENER_V6 = "fd00:ba25::1"  # 127.0.0.1 for IPv4
 SETTINGS = {"listen_port": PORT, "proxy_addresses": list(PROXY)}
 ENDPOINTS = [endpoint("FW01")]
+SERVED = fqdn("FW01")
 TIMED_OUT, REFUSED = 28, 7  # curl exit statuses
 FIREWALL_OP = f"tasks/firewall.py | Firewall: only the BaRS proxy may reach port {PORT}"
 
@@ -39,25 +40,42 @@ def ruleset(lab) -> str:
     return on_host(lab, "nft list ruleset")
 
 
-def request(lab, source: str) -> tuple[int, str]:
-    """A TLS request from ``source`` to the listener: (curl's exit status, HTTP status).
+class Caller:
+    """Makes TLS-MA requests to the listener as the BaRS proxy would, from a chosen source."""
 
-    Exit 0 means TLS and HTTP went through; 28 means no answer within the 2 s connect timeout
-    (the SYN was dropped); 7 means the connection was refused (the firewall did not drop it).
-    """
-    target = f"https://[{LISTENER_V6}]:{PORT}/" if ":" in source else f"https://127.0.0.1:{PORT}/"
-    result = lab.netns_run(
-        ["curl", "-sSk", "-g", "--interface", source, "--connect-timeout", "2", "--max-time", "10",
-         "-o", "/dev/null", "-w", "%{http_code}", target],
-        capture_output=True, text=True, timeout=30,
-    )
-    return result.returncode, result.stdout
+    def __init__(self, lab, client_dir, ca_file):
+        self.lab, self.client_dir, self.ca_file = lab, client_dir, ca_file
+
+    def request(self, source: str) -> tuple[int, str]:
+        """(curl's exit status, HTTP status) for GET /metadata from ``source``.
+
+        Exit 0 means TLS and HTTP went through; 28 means no answer within the 2 s connect timeout
+        (the SYN was dropped); 7 means the connection was refused (the firewall did not drop it).
+        """
+        address = f"[{LISTENER_V6}]" if ":" in source else "127.0.0.1"
+        result = self.lab.netns_run(
+            ["curl", "-sS", "-g", "--interface", source, "--connect-timeout", "2", "--max-time", "10",
+             "--resolve", f"{SERVED}:{PORT}:{address}", "--cacert", str(self.ca_file),
+             "--cert", str(self.client_dir / "client.pem"), "--key", str(self.client_dir / "client.key"),
+             "-o", "/dev/null", "-w", "%{http_code}", f"https://{SERVED}:{PORT}/metadata"],
+            capture_output=True, text=True, timeout=30,
+        )
+        return result.returncode, result.stdout
+
+    def assert_only_the_proxy_gets_through(self) -> None:
+        for proxy, stranger in zip(PROXY, STRANGER):
+            assert self.request(proxy) == (0, "200"), f"the proxy {proxy} was not let through"
+            assert self.request(stranger)[0] == TIMED_OUT, f"the stranger {stranger} was not dropped"
 
 
-def assert_only_the_proxy_gets_through(lab) -> None:
-    for proxy, stranger in zip(PROXY, STRANGER):
-        assert request(lab, proxy) == (0, "200"), f"the proxy {proxy} was not let through"
-        assert request(lab, stranger)[0] == TIMED_OUT, f"the stranger {stranger} was not dropped"
+@pytest.fixture(scope="module")
+def caller(lab, project, tmp_path_factory) -> Caller:
+    """Holds a client certificate from the lab CA, as the BaRS proxy would present."""
+    key, cert = LabCA().issue_client("bars-proxy.lab.nhs.uk")
+    directory = tmp_path_factory.mktemp("client")
+    (directory / "client.key").write_bytes(key)
+    (directory / "client.pem").write_bytes(cert)
+    return Caller(lab, directory, project.root / "files" / "ca" / "test" / "lab-root.pem")
 
 
 def assert_ssh_works(lab) -> None:
@@ -70,62 +88,32 @@ def changed_operations(run) -> list[str]:
     return [op["name"] for op in results if op["success"]]
 
 
-class Listener:
-    """``openssl s_server -www`` on the lab host, on PORT for IPv4 and IPv6, started by us."""
-
-    def __init__(self, lab):
-        self.lab = lab
-        self.pid: int | None = None
-        lab.ssh("cd /root && openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=listener -days 1 "
-                "-keyout listener.key -out listener.crt 2>/dev/null")
-
-    def start(self) -> None:
-        self.pid = int(on_host(self.lab, (
-            f"nohup openssl s_server -quiet -www -accept {PORT} -cert /root/listener.crt "
-            "-key /root/listener.key </dev/null >/dev/null 2>&1 & echo $!"
-        )))
-        for _ in range(50):  # up to 5 s for the socket to appear
-            if on_host(self.lab, f"ss -Hltn 'sport = :{PORT}'").strip():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"openssl s_server (PID {self.pid}) is not listening on {PORT}")
-
-    def stop(self) -> None:
-        """Kill the recorded PID, and only while it is still our openssl (PIDs get reused)."""
-        if self.pid is not None:
-            self.lab.ssh(f"[ \"$(cat /proc/{self.pid}/comm 2>/dev/null)\" = openssl ] && kill {self.pid} || true")
-            self.pid = None
-
-
 @pytest.fixture(scope="module")
-def listener(lab):
+def first_run(lab, project, caller):
+    """Someone else's table exists before our first run; nothing yet listens on the port."""
     for address in (LISTENER_V6, *PROXY[1:], *STRANGER[1:]):
         lab.netns_run(["ip", "-6", "addr", "add", f"{address}/128", "dev", "lo", "nodad"], check=True)
-    server = Listener(lab)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def first_run(lab, project, listener):
-    """Someone else's table exists before our first run; the stranger can reach the listener."""
     lab.ssh("nft -f - <<'EOF'\n"
             "table ip someone_else {\n"
             "  chain input { type filter hook input priority 10; policy accept; tcp dport 9999 accept; }\n"
             "}\nEOF")
     before = {
         "someone_else": on_host(lab, "nft list table ip someone_else"),
-        "stranger": request(lab, STRANGER[0]),
+        "stranger": caller.request(STRANGER[0]),
     }
     project.write_inventory(ENDPOINTS, settings=SETTINGS)
-    return project.deploy(), before
+    run = project.deploy()
+    ca = LabCA()
+    ca.write_bundle(project.root, "test")
+    ca.sign_csr_file(project.root / "requests" / "test" / f"{SERVED}.csr", project.root, "test")
+    project.deploy()  # the endpoint is now active: nginx serves it on PORT
+    return run, before
 
 
 def test_first_run_adds_our_table_and_nothing_else(first_run, lab):
     run, before = first_run
     assert run.changed > 0
-    assert before["stranger"] == (0, "200")  # without the table, the listener answers anyone
+    assert before["stranger"][0] == REFUSED  # before our table, a closed port refuses at once
     assert on_host(lab, "nft list table ip someone_else") == before["someone_else"]
     assert sorted(on_host(lab, "nft list tables").splitlines()) == ["table inet bars_receiver", "table ip someone_else"]
     sources = [ipaddress.ip_network(address) for address in PROXY]
@@ -134,8 +122,8 @@ def test_first_run_adds_our_table_and_nothing_else(first_run, lab):
     assert_ssh_works(lab)
 
 
-def test_only_the_proxy_reaches_the_listener(first_run, lab):
-    assert_only_the_proxy_gets_through(lab)
+def test_only_the_proxy_reaches_the_listener(first_run, caller, lab):
+    caller.assert_only_the_proxy_gets_through()
 
 
 def test_other_ports_are_not_filtered(first_run, lab):
@@ -158,28 +146,28 @@ def test_second_run_changes_nothing(first_run, project, lab):
     assert_ssh_works(lab)
 
 
-def test_a_hand_deleted_table_is_restored(first_run, project, lab):
+def test_a_hand_deleted_table_is_restored(first_run, caller, project, lab):
     wanted = table(lab)
     lab.ssh("nft delete table inet bars_receiver")
-    assert request(lab, STRANGER[0]) == (0, "200")
+    assert caller.request(STRANGER[0]) == (0, "200")
     run = project.deploy()
     assert changed_operations(run) == [FIREWALL_OP]
     assert table(lab) == wanted
-    assert_only_the_proxy_gets_through(lab)
+    caller.assert_only_the_proxy_gets_through()
     assert_ssh_works(lab)
 
 
-def test_a_hand_edited_table_is_restored(first_run, project, lab):
+def test_a_hand_edited_table_is_restored(first_run, caller, project, lab):
     wanted = table(lab)
     lab.ssh("nft insert rule inet bars_receiver input ip saddr 127.0.0.3 accept")
-    assert request(lab, STRANGER[0]) == (0, "200")
+    assert caller.request(STRANGER[0]) == (0, "200")
     assert changed_operations(project.deploy()) == [FIREWALL_OP]
     assert table(lab) == wanted
-    assert_only_the_proxy_gets_through(lab)
+    caller.assert_only_the_proxy_gets_through()
     assert project.deploy().changed == 0
 
 
-def test_an_invalid_address_is_refused_and_changes_nothing(first_run, project, lab):
+def test_an_invalid_address_is_refused_and_changes_nothing(first_run, caller, project, lab):
     live, kept = ruleset(lab), on_host(lab, f"sha256sum {RULES_PATH}")
     project.write_inventory(ENDPOINTS, settings={**SETTINGS, "proxy_addresses": ["127.0.0.2", "127.0.0.256"]})
     try:
@@ -191,7 +179,7 @@ def test_an_invalid_address_is_refused_and_changes_nothing(first_run, project, l
     assert ruleset(lab) == live
     assert on_host(lab, f"sha256sum {RULES_PATH}") == kept
     assert_ssh_works(lab)
-    assert_only_the_proxy_gets_through(lab)
+    caller.assert_only_the_proxy_gets_through()
 
 
 def test_the_listener_port_may_not_be_the_ssh_port(first_run, project, lab):
@@ -202,12 +190,13 @@ def test_the_listener_port_may_not_be_the_ssh_port(first_run, project, lab):
     finally:
         project.write_inventory(ENDPOINTS, settings=SETTINGS)
     assert run.returncode != 0
-    assert "settings.listen_port is 22, the port" in run.output
+    assert "inventories/test.yml: settings.listen_port: 22 is also the SSH port of hosts." in run.output
+    assert "nothing was done on any host" in run.output
     assert ruleset(lab) == live
     assert_ssh_works(lab)
 
 
-def test_rules_nft_rejects_change_nothing(first_run, project, lab):
+def test_rules_nft_rejects_change_nothing(first_run, caller, project, lab):
     """A candidate that fails `nft -c`: the run fails with nft's own message, and the live
     ruleset, the kept rules file and /tmp are exactly as before."""
     module = project.root / "bars_receiver" / "nftables.py"
@@ -229,10 +218,10 @@ def test_rules_nft_rejects_change_nothing(first_run, project, lab):
     assert on_host(lab, f"sha256sum {RULES_PATH}") == kept
     assert on_host(lab, "ls -A /tmp | grep -c '^pyinfra-' || true").strip() == "0"
     assert_ssh_works(lab)
-    assert_only_the_proxy_gets_through(lab)
+    caller.assert_only_the_proxy_gets_through()
 
 
-def test_restarting_or_reloading_nftables_keeps_our_table(first_run, lab):
+def test_restarting_or_reloading_nftables_keeps_our_table(first_run, caller, lab):
     """/etc/nftables.conf starts with `flush ruleset`; our unit follows nftables.service."""
     wanted = table(lab)
     for action in ("restart", "reload"):
@@ -240,14 +229,13 @@ def test_restarting_or_reloading_nftables_keeps_our_table(first_run, lab):
         lab.ssh(f"systemctl {action} nftables && for i in $(seq 50); do "
                 "[ -z \"$(systemctl list-jobs --no-legend)\" ] && break; sleep 0.1; done")
         assert table(lab) == wanted, action
-        assert_only_the_proxy_gets_through(lab)
+        caller.assert_only_the_proxy_gets_through()
 
 
-def test_rules_come_back_after_a_reboot_without_a_deploy(first_run, project, lab, listener):
+def test_rules_come_back_after_a_reboot_without_a_deploy(first_run, caller, project, lab):
     wanted = table(lab)
     lab.reboot()
     assert table(lab) == wanted
     assert on_host(lab, f"systemctl is-active {UNIT}").strip() == "active"
-    listener.start()  # our listener did not survive the reboot; the rules did
-    assert_only_the_proxy_gets_through(lab)
+    caller.assert_only_the_proxy_gets_through()
     assert project.deploy().changed == 0  # new handles after the reboot are not a difference

@@ -71,6 +71,10 @@ BAD = [
      "settings.proxy_addresses[0]", "not an IPv4/IPv6 address"),
     ("CIDR with host bits", lambda d: d["settings"].update(proxy_addresses=["10.0.0.1/24"]),
      "settings.proxy_addresses[0]", "did you mean '10.0.0.0/24'"),
+    ("proxy list opens everything", lambda d: d["settings"].update(proxy_addresses=["0.0.0.0/0"]),
+     "settings.proxy_addresses[0]", "open to the whole internet"),
+    ("listener on the SSH port", lambda d: d["settings"].update(listen_port=2222) or
+     d["hosts"]["rx-1"].update(ssh_port=2222), "settings.listen_port", "also the SSH port of hosts.rx-1"),
     ("empty proxy list", lambda d: d["settings"].update(proxy_addresses=[]), "settings.proxy_addresses", "at least 1"),
     ("relative base_dir", lambda d: d["settings"].update(base_dir="etc/bars"), "settings.base_dir", "absolute"),
     ("bad env var name", lambda d: d["settings"].update(key_passphrase_env="my secret"),
