@@ -2,7 +2,9 @@
 
     bin/setup && .venv/bin/python -m bench.unchanged_run [--runs 5] [--counts 1,10,50]
 
-Boots its own lab host, makes N endpoints on it, then times unchanged re-runs. Remote commands
+Boots its own lab host, makes N endpoints on it, then times unchanged re-runs: first with every
+endpoint *requested* (keys and CSRs), then *active* (the lab CA signs them all: certificates,
+PKCS#12 and one nginx server per endpoint). Remote commands
 are counted from pyinfra's debug log ("Running command on ..."), file uploads included. The
 machines are shared and noisy: read the medians and the ratios, not single figures.
 """
@@ -15,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from lab.ca import LabCA
 from lab.host import Lab
 from lab.project import Project, endpoint
 
@@ -23,9 +26,19 @@ def remote_commands(output: str) -> int:
     return output.count("Running command on ") + output.count("Attempting upload of ")
 
 
-def measure(project: Project, count: int, runs: int) -> tuple[int, list[float]]:
+def activate(project: Project, count: int) -> None:
+    """Sign every CSR of the inventory with the lab CA and deploy: all endpoints active."""
+    ca = LabCA()
+    for csr in sorted((project.root / "requests" / f"bench{count}").glob("*.csr")):
+        ca.sign_csr_file(csr, project.root, f"bench{count}")
+    project.deploy(inventory=f"bench{count}")
+
+
+def measure(project: Project, count: int, runs: int, active: bool) -> tuple[int, list[float]]:
     project.write_inventory([endpoint(f"B{index:04d}") for index in range(count)], name=f"bench{count}")
     project.deploy(inventory=f"bench{count}")  # makes the keys and CSRs
+    if active:
+        activate(project, count)
     commands, seconds = set(), []
     for _ in range(runs):
         started = time.perf_counter()
@@ -46,12 +59,16 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(value) for value in args.counts.split(",")]
 
-    with Lab.up(name="bars-bench") as lab, tempfile.TemporaryDirectory() as root:
-        project = Project(Path(root), lab)
-        results = {count: measure(project, count, args.runs) for count in counts}
+    for active in (False, True):
+        with Lab.up(name="bars-bench") as lab, tempfile.TemporaryDirectory() as root:
+            project = Project(Path(root), lab)
+            results = {count: measure(project, count, args.runs, active) for count in counts}
+        report(results, counts, args.runs, "active" if active else "requested")
 
+
+def report(results: dict[int, tuple[int, list[float]]], counts: list[int], runs: int, state: str) -> None:
     base = statistics.median(results[counts[0]][1])
-    print(f"unchanged run, {args.runs} runs each (wall time of the whole pyinfra process)")
+    print(f"\nunchanged run, every endpoint {state}, {runs} runs each (wall time of the whole pyinfra process)")
     print(f"{'endpoints':>9} {'remote cmds':>11} {'median s':>9} {'min s':>6} {'max s':>6} {'x first':>8}")
     for count, (commands, seconds) in results.items():
         median = statistics.median(seconds)

@@ -195,6 +195,7 @@ def test_recorded_inputs_match_what_the_controller_computes(host_dirs):
     installed = fact(host_dirs).get(FQDN)
     assert installed.inputs["profile"] == "modern" and installed.inputs["password_source"] == "generated"
     assert "password_hash" not in installed.inputs  # a generated password's hash is never printed
+    assert "password_sha256" not in installed.inputs
     assert installed.password_matches and installed.env_current
     assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", None) == []
     assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "legacy", None) == [
@@ -219,6 +220,7 @@ def test_ci_secret_password_is_compared_by_salted_hash(host_dirs):
     assert key is not None
     installed = fact(host_dirs, source="env").get(FQDN)
     record = installed.inputs["password_hash"]
+    assert "password_sha256" not in installed.inputs  # compared on the host, never printed
     assert record.startswith(f"$6$rounds={ops.HASH_ROUNDS}$") and secret.get_secret_value() not in record
     assert ops.password_hash(secret, record) == record
     assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", secret) == []
@@ -254,6 +256,8 @@ def test_failed_build_leaves_the_previous_pfx(host_dirs):
 # ---------------------------------------------------------------- operations: what they yield
 
 class FakeHost:
+    name = "fake-host"
+
     def __init__(self):
         self.noops: list[str] = []
 
