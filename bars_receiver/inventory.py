@@ -18,7 +18,8 @@ from pydantic import SecretStr, ValidationError
 
 from pyinfra import logger
 
-from .certificates import IssuedCertificate, check_inventory_certificates
+from .certificates import IssuedCertificate, check_inventory_certificates, load_ca_bundle
+from .crl import check_client_crl
 from .errors import InventoryError, Problem
 from .fqdn import check_fqdn, convention_pattern, derive_fqdn
 from .settings import Endpoint, HostEntry, HostSettings, ResolvedEndpoint, Settings
@@ -233,6 +234,20 @@ class _Loader:
             logger.warning(warning)
         return check.certificates
 
+    def client_crl(self, settings: Settings) -> str | None:
+        """Check the client_crl file against files/ca/<inventory>/ (crl.py); its PEM, or None."""
+        if settings.client_crl is None:
+            return None
+        inventory = self.yaml_path.stem
+        bundle = load_ca_bundle(self.project_dir / "files" / "ca" / inventory, f"files/ca/{inventory}/")
+        check = check_client_crl(self.project_dir / settings.client_crl, bundle)
+        file, field = self.setting_field("client_crl")
+        for message in check.problems:
+            self.fail("", f"{message} (named by {field} in {file})", settings.client_crl)
+        for warning in check.warnings:
+            logger.warning(f"{settings.client_crl}: {warning}")
+        return check.pem
+
     def hosts(self, document: dict[str, Any]) -> dict[str, HostEntry]:
         raw = document.get("hosts")
         if not isinstance(raw, dict) or not raw:
@@ -350,6 +365,7 @@ def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
         loader.ports(settings, entries)
     pfx_password = loader.pfx_password(settings) if settings else None
     certificates = loader.certificates(settings, resolved) if settings and not loader.problems else {}
+    client_crl_pem = loader.client_crl(settings) if settings and not loader.problems else None
     if loader.problems:
         raise InventoryError(loader.problems)
     hosts = []
@@ -362,6 +378,7 @@ def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
             key_passphrase=passphrase,
             certificates={e.fqdn: certificates[e.fqdn] for e in resolved[name] if e.fqdn in certificates},
             pfx_password=pfx_password,
+            client_crl_pem=client_crl_pem,
         )
         hosts.append((name, {**entry.connection_data(), "receiver": receiver}))
     return hosts

@@ -35,6 +35,7 @@ class Site:
     client_ca: str
     upstream: str
     receiver_path: str
+    crl: str | None = None
 
 
 def render_config(receiver: HostSettings, sites: list[Site]) -> str:

@@ -76,6 +76,18 @@ class Settings(Strict):
     tls_ciphers: str = STRONG_TLS12_CIPHERS
     client_dn_allowlist: list[str] = []
     upstream_timeout: int = Field(default=30, ge=1, le=31)
+    client_crl: str | None = None
+
+    @field_validator("client_crl")
+    @classmethod
+    def _crl_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            path = PurePosixPath(value)
+            if path.is_absolute() or ".." in path.parts or not path.name:
+                raise ValueError(
+                    f"{value!r} must be a file in this repository, relative to its top, e.g. 'files/crl/int.crl'"
+                )
+        return value
     # Issued certificates and PKCS#12 (docs/certificates.md).
     ca_pins: dict[str, Annotated[str, AfterValidator(normalise_fingerprint)]] = {}
     renewal_days: int = Field(default=30, ge=1, le=365)
@@ -226,6 +238,8 @@ class HostSettings(Strict):
     # Checked certificates by FQDN; an endpoint without one is still "requested".
     certificates: dict[str, IssuedCertificate] = {}
     pfx_password: SecretStr | None = None
+    # The checked client CRLs (PEM) when client_crl is set.
+    client_crl_pem: str | None = None
 
     def endpoint_dir(self, fqdn: str) -> str:
         return f"{self.settings.base_dir}/{fqdn}"

@@ -183,6 +183,20 @@ class Authority:
         cert = endpoint_certificate(key.public_key(), cn, self.sub, self.sub_key, **validity)
         return _key_pem(key), self.chain_pem(cert)
 
+    def crls_pem(self, revoked: tuple[int, ...] = (), days: int = 7) -> bytes:
+        """One CRL from each CA, as nginx needs for the whole chain: the root's (revoking nothing)
+        then the sub CA's, revoking the certificates with the ``revoked`` serial numbers."""
+        now = _now()
+        out = b""
+        for issuer, key, serials in ((self.root, self.root_key, ()), (self.sub, self.sub_key, revoked)):
+            builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
+                       .last_update(now - dt.timedelta(minutes=5)).next_update(now + dt.timedelta(days=days)))
+            for serial in serials:
+                builder = builder.add_revoked_certificate(
+                    x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build())
+            out += builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        return out
+
 
 def _write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

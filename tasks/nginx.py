@@ -1,11 +1,13 @@
 """The TLS-MA listener: nginx serves every active endpoint; requested ones are not published.
 
-nginx reads certificates only when it (re)loads, so a reload follows a changed configuration or
-a newly installed certificate, and nothing else.
+nginx reads certificates and CRLs only when it (re)loads, so a reload follows a changed
+configuration, a newly installed certificate or a new CRL, and nothing else.
 """
 
+from io import StringIO
+
 from pyinfra import host
-from pyinfra.operations import systemd
+from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from bars_receiver.nginx import Site, checked_config, render_config
@@ -13,6 +15,18 @@ from bars_receiver.nginx import Site, checked_config, render_config
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
 certificate_changes = host.data.certificate_changes
+
+crl_path = f"{receiver.settings.base_dir}/client-crl.pem" if receiver.client_crl_pem else None
+reload_after = list(certificate_changes)
+if crl_path:
+    reload_after.append(files.put(
+        name="Client CRLs for nginx (client_crl)",
+        src=StringIO(receiver.client_crl_pem),
+        dest=crl_path,
+        user="root",
+        group="root",
+        mode="644",
+    ))
 
 sites = []
 for endpoint in receiver.endpoints:
@@ -28,6 +42,7 @@ for endpoint in receiver.endpoints:
         client_ca=f"{directory}/ca.pem",
         upstream=endpoint.upstream,
         receiver_path=endpoint.receiver_path,
+        crl=crl_path,
     ))
 
 config = checked_config(
@@ -40,5 +55,5 @@ systemd.service(
     name="Reload nginx",
     service="nginx",
     reloaded=True,
-    _if=any_changed(config, *certificate_changes),
+    _if=any_changed(config, *reload_after),
 )

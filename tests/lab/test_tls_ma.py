@@ -200,6 +200,31 @@ def test_second_run_changes_nothing_and_does_not_reload(active, lab):
     assert nginx_workers(lab) == workers
 
 
+def test_revoked_client_is_refused_with_a_crl(active, lab, ca, clients, tmp_path):
+    key, cert = ca.issue_client("revoked-proxy.lab.nhs.uk")
+    (tmp_path / "revoked.key").write_bytes(key)
+    (tmp_path / "revoked.pem").write_bytes(cert)
+    revoked = (tmp_path / "revoked.pem", tmp_path / "revoked.key")
+    serial = x509.load_pem_x509_certificate(cert).serial_number
+    assert curl(lab, active, "/metadata", revoked)[0] == 200  # a good certificate until it is revoked
+    crl_file = active.root / "files" / "crl" / "test.crl"
+    crl_file.parent.mkdir(parents=True, exist_ok=True)
+    crl_file.write_bytes(ca.authority.crls_pem(revoked=(serial,)))
+    active.write_inventory([endpoint("LAB01"), endpoint("LAB02")], settings={"client_crl": "files/crl/test.crl"})
+    try:
+        deploy_and_wait_for_reload(active, lab)
+        assert "ssl_crl /etc/bars-receiver/client-crl.pem;" in lab.ssh(f"cat {CONFIG}").stdout
+        request_id = str(uuid.uuid4())
+        status, _, body = curl(lab, active, "/metadata", revoked, headers=[f"X-Request-Id: {request_id}"])
+        assert status in (0, 400), (status, body)
+        assert not upstream_saw(lab, request_id)
+        assert curl(lab, active, "/metadata", clients["good"])[0] == 200
+        assert active.deploy().changed == 0
+    finally:
+        active.write_inventory([endpoint("LAB01"), endpoint("LAB02")])
+        deploy_and_wait_for_reload(active, lab)
+
+
 def test_encrypted_key_is_served_through_its_password_file(active, lab, ca, clients):
     secret = {"BARS_LAB_KEY_PASSPHRASE": "lab-passphrase-for-nginx"}
     endpoints = [endpoint("LAB01"), endpoint("LAB02"), endpoint("LAB03", supplier="Encrypted")]

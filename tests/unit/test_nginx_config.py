@@ -129,3 +129,10 @@ def test_bad_tls_settings_are_refused(tmp_path, settings, field):
     with pytest.raises(InventoryError) as raised:
         receiver(tmp_path, **settings)
     assert f"inventories/int.yml: {field}: " in str(raised.value)
+
+
+def test_client_crl_is_checked_when_set(tmp_path):
+    with_crl = Site(**{**site().__dict__, "crl": "/etc/bars-receiver/client-crl.pem"})
+    block = server_blocks(render_config(receiver(tmp_path), [with_crl]))[1]
+    assert "ssl_crl /etc/bars-receiver/client-crl.pem;" in block
+    assert "ssl_crl" not in render_config(receiver(tmp_path), [site()])
