@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from io import StringIO
-from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from .settings import HostSettings
+from .templates import render
 from .x509 import sha256_hex
 
 LIVE_CONFIG = "/etc/nginx/conf.d/bars-receiver.conf"
@@ -40,14 +39,9 @@ class Site:
 
 def render_config(receiver: HostSettings, sites: list[Site]) -> str:
     settings = receiver.settings
-    templates = Environment(
-        loader=FileSystemLoader(Path(receiver.project_dir) / "files" / "templates"),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return templates.get_template("nginx-receiver.conf.j2").render(
+    return render(
+        receiver.project_dir,
+        "nginx-receiver.conf.j2",
         inventory=receiver.inventory,
         port=settings.listen_port,
         sites=sites,

@@ -10,9 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
 from .settings import HostSettings, ResolvedEndpoint
+from .templates import render
 from .x509 import csr_problem, fingerprint, public_key_der
 
 
@@ -41,14 +40,9 @@ def render_note(
     receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, public_key_pem: str
 ) -> str:
     settings = receiver.settings
-    templates = Environment(
-        loader=FileSystemLoader(Path(receiver.project_dir) / "files" / "templates"),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    template = templates.get_template(f"request-{settings.request_route}.md.j2")
-    return template.render(
+    return render(
+        receiver.project_dir,
+        f"request-{settings.request_route}.md.j2",
         endpoint=endpoint,
         host_name=host_name,
         inventory=receiver.inventory,

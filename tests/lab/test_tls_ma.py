@@ -11,7 +11,6 @@ import json
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from cryptography import x509
