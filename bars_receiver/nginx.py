@@ -68,8 +68,13 @@ if [ -f "$live" ]; then cp -p "$live" "$scratch/previous.conf"; fi
 chmod 0644 "$candidate"
 mv -f "$candidate" "$live"
 if ! nginx -q -t; then
-  if [ -f "$scratch/previous.conf" ]; then mv -f "$scratch/previous.conf" "$live"; else rm -f "$live"; fi
-  echo "nginx as a whole refused the new configuration; the previous one was restored" >&2
+  if [ -f "$scratch/previous.conf" ]; then
+    mv -f "$scratch/previous.conf" "$live"
+    echo "nginx as a whole refused the new configuration; the previous one was restored" >&2
+  else
+    rm -f "$live"
+    echo "nginx as a whole refused the new configuration; it was removed again (there was none before)" >&2
+  fi
   exit 1
 fi
 rm -f "$scratch/previous.conf"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .settings import HostSettings, ResolvedEndpoint
 from .templates import render
-from .x509 import csr_problem, fingerprint, public_key_der
+from .x509 import csr_problem, fingerprint, key_bits, public_key_der
 
 
 class RequestPackError(Exception):
@@ -47,7 +47,7 @@ def render_note(
         host_name=host_name,
         inventory=receiver.inventory,
         key_path=f"{receiver.endpoint_dir(endpoint.fqdn)}/key.pem",
-        key_size=settings.key_size,
+        key_size=key_bits(public_key_pem),
         receiver_url=endpoint.receiver_url(settings.listen_port),
         public_key_fingerprint=fingerprint(public_key_der(public_key_pem)),
         settings=settings,

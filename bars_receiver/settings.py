@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator, SecretStr
 
 from .certificates import IssuedCertificate, normalise_fingerprint
 from .fqdn import check_ods
@@ -71,7 +71,7 @@ class Settings(Strict):
     key_passphrase_env: str | None = None
     bars_team_email: str
     certificate_request_email: str | None = None
-    request_route: str
+    request_route: Literal["itoc", "dir"]
     tls_protocols: list[Literal["TLSv1.2", "TLSv1.3"]] = Field(default=["TLSv1.2", "TLSv1.3"], min_length=1)
     tls_ciphers: str = STRONG_TLS12_CIPHERS
     client_dn_allowlist: list[str] = []
@@ -95,6 +95,14 @@ class Settings(Strict):
     pfx_password_env: str | None = None
     app_group: str | None = None
     app_dir: str = "/etc/bars-receiver-app"
+
+    @model_validator(mode="after")
+    def _dir_needs_an_address(self) -> "Settings":
+        if self.request_route == "dir" and not self.certificate_request_email:
+            raise ValueError(
+                "request_route 'dir' sends CSRs by e-mail: set certificate_request_email (dir@nhs.net for PROD)"
+            )
+        return self
 
     @field_validator("tls_ciphers")
     @classmethod
@@ -188,8 +196,10 @@ class Endpoint(Strict):
     @field_validator("receiver_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/") or any(c.isspace() for c in value) or "?" in value or "#" in value:
-            raise ValueError(f"{value!r} must be a URL path starting with '/', e.g. '/' or '/bars'")
+        # nginx matches the path as a prefix: without the closing "/", '/bars' would also take '/barsX'.
+        if (not value.startswith("/") or not value.endswith("/") or "//" in value
+                or any(c.isspace() or c in "?#;{}'\"" for c in value)):
+            raise ValueError(f"{value!r} must be a URL path that starts and ends with '/', e.g. '/' or '/bars/'")
         return value
 
 

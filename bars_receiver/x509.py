@@ -18,6 +18,11 @@ def public_key_der(public_key_pem: str) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def key_bits(public_key_pem: str) -> int:
+    """The size of the key itself: existing keys keep theirs when key_size changes."""
+    return serialization.load_pem_public_key(public_key_pem.encode()).key_size
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -13,6 +13,7 @@ NHS England, ending with a real TLS-MA call from the address that plays the BaRS
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,9 @@ def main() -> int:
     except LabError:
         say(f"booting the lab host {NAME}")
         lab = Lab.up(NAME)
+        # A new lab host has new keys: CSRs and certificates of an earlier one no longer apply.
+        for stale in (REPO / "requests" / "lab", REPO / "files" / "certs" / "lab"):
+            shutil.rmtree(stale, ignore_errors=True)
     ca = LabCA()
     ca.write_bundle(REPO, "lab")
 

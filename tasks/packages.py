@@ -9,9 +9,16 @@ from pyinfra.operations import apt
 
 PACKAGES = ["openssl", "nftables", "nginx"]
 
+# nginx 1.19.4+ (ssl_reject_handshake) and OpenSSL 3 (genpkey -quiet, PKCS#12 profiles).
+MINIMUM_RELEASE = {"Debian": 12, "Ubuntu": 24}
+
 distribution = host.get_fact(LinuxDistribution)
-if distribution.get("name") not in ("Debian", "Ubuntu"):
-    raise DeployError(f"{host.name}: this deploy supports Debian and Ubuntu, not {distribution.get('name')!r}")
+name, major = distribution.get("name"), distribution.get("major")
+if name not in MINIMUM_RELEASE or (major or 0) < MINIMUM_RELEASE[name]:
+    raise DeployError(
+        f"{host.name} runs {name} {major}; this deploy needs Debian 12+ or Ubuntu 24.04+ "
+        "(nginx 1.19.4+ and OpenSSL 3). Nothing was changed on it"
+    )
 
 installed = host.get_fact(DebPackages)
 missing = [package for package in PACKAGES if package not in installed]

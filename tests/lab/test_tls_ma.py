@@ -191,6 +191,25 @@ def test_broken_configuration_never_goes_live(active, lab, clients):
         active.write_inventory([endpoint("LAB01"), endpoint("LAB02")])
 
 
+def test_configuration_nginx_as_a_whole_refuses_is_rolled_back(active, lab, clients):
+    """Our file passes alone but clashes with another site: the previous file comes back."""
+    before = lab.ssh(f"sha256sum {CONFIG}").stdout
+    workers = nginx_workers(lab)
+    lab.ssh("echo 'server_names_hash_bucket_size 64;' > /etc/nginx/conf.d/zz-other-site.conf")
+    active.write_inventory([endpoint("LAB01"), endpoint("LAB02")], settings={"upstream_timeout": 25})
+    try:
+        run = active.deploy(check=False)
+        assert run.returncode != 0
+        assert '"server_names_hash_bucket_size" directive is duplicate' in run.output
+        assert "nginx as a whole refused the new configuration; the previous one was restored" in run.output
+        assert lab.ssh(f"sha256sum {CONFIG}").stdout == before
+        assert nginx_workers(lab) == workers  # not reloaded
+        assert curl(lab, active, "/metadata", clients["good"])[0] == 200
+    finally:
+        lab.ssh("rm -f /etc/nginx/conf.d/zz-other-site.conf")
+        active.write_inventory([endpoint("LAB01"), endpoint("LAB02")])
+
+
 def test_second_run_changes_nothing_and_does_not_reload(active, lab):
     active.deploy()
     workers = nginx_workers(lab)

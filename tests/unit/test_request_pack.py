@@ -99,3 +99,15 @@ def test_wrong_csr_is_not_written(project, key):
     with pytest.raises(RequestPackError, match="must be exactly"):
         write_request_pack(receiver, endpoint, host_name, csr, public)
     assert not (project / "requests").exists()
+
+
+def test_note_gives_the_size_of_the_key_itself(project, key):
+    """key_size only applies to new keys; the note describes the key the CSR was made from."""
+    inventory = project / "inventories" / "int.yml"
+    inventory.write_text(inventory.read_text().replace("key_size: 2048", "key_size: 4096"))
+    host_name, receiver = host(project, "int")
+    assert receiver.settings.key_size == 4096
+    endpoint = receiver.endpoints[0]
+    csr, public = pems(key, endpoint.fqdn)
+    write_request_pack(receiver, endpoint, host_name, csr, public)
+    assert "| Key | RSA 2048, made on" in (project / "requests" / "int" / f"{endpoint.fqdn}.md").read_text()
