@@ -50,33 +50,28 @@ def parse_network(value: object) -> Network:
     return network
 
 
-# TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20 only (NHS Spine-family guidance uses
-# ECDHE-RSA-AES-GCM). TLS 1.3 suites are OpenSSL's defaults, all strong.
-STRONG_TLS12_CIPHERS = (
-    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"
-)
-
-
 class Settings(Strict):
     """Per-environment settings: group_data/all.py, then group_data/<env>.py, then the
-    inventory's ``settings:`` block, later ones winning."""
+    inventory's ``settings:`` block, later ones winning.
+
+    No field has a default here: every default lives in group_data/all.py, in one place.
+    """
 
     environment: Environment
     fqdn_conventions: dict[Hosting, str]
     proxy_addresses: list[Annotated[Network, BeforeValidator(parse_network)]] = Field(min_length=1)
-    base_dir: str = "/etc/bars-receiver"
-    listen_port: int = Field(default=443, ge=1, le=65535)
-    key_size: Literal[2048, 3072, 4096] = 2048
-    key_passphrase_env: str | None = None
+    base_dir: str
+    listen_port: int = Field(ge=1, le=65535)
+    key_size: Literal[2048, 3072, 4096]
+    key_passphrase_env: str | None
     bars_team_email: str
-    certificate_request_email: str | None = None
+    certificate_request_email: str | None
     request_route: Literal["itoc", "dir"]
-    tls_protocols: list[Literal["TLSv1.2", "TLSv1.3"]] = Field(default=["TLSv1.2", "TLSv1.3"], min_length=1)
-    tls_ciphers: str = STRONG_TLS12_CIPHERS
-    client_dn_allowlist: list[str] = []
-    upstream_timeout: int = Field(default=30, ge=1, le=31)
-    client_crl: str | None = None
+    tls_protocols: list[Literal["TLSv1.2", "TLSv1.3"]] = Field(min_length=1)
+    tls_ciphers: str
+    client_dn_allowlist: list[str]
+    upstream_timeout: int = Field(ge=1, le=31)
+    client_crl: str | None
 
     @field_validator("client_crl")
     @classmethod
@@ -89,12 +84,12 @@ class Settings(Strict):
                 )
         return value
     # Issued certificates and PKCS#12 (docs/certificates.md).
-    ca_pins: dict[str, Annotated[str, AfterValidator(normalise_fingerprint)]] = {}
-    renewal_days: int = Field(default=30, ge=1, le=365)
-    pfx_profile: Literal["modern", "legacy"] = "modern"
-    pfx_password_env: str | None = None
-    app_group: str | None = None
-    app_dir: str = "/etc/bars-receiver-app"
+    ca_pins: dict[str, Annotated[str, AfterValidator(normalise_fingerprint)]]
+    renewal_days: int = Field(ge=1, le=365)
+    pfx_profile: Literal["modern", "legacy"]
+    pfx_password_env: str | None
+    app_group: str | None
+    app_dir: str
 
     @model_validator(mode="after")
     def _dir_needs_an_address(self) -> "Settings":

@@ -16,6 +16,31 @@ key_passphrase_env = None
 # Where the receiver URL goes for the Endpoint Catalogue (BaRS guide, both environments).
 bars_team_email = "england.bookingandreferralstandard@nhs.net"
 
+# Where each environment sends certificate requests by e-mail; group_data/prod.py sets DIR's.
+certificate_request_email = None
+
+# --- The TLS-MA listener (nginx) ---
+
+# TLS versions offered to the BaRS proxy: TLSv1.2 and/or TLSv1.3, nothing older.
+tls_protocols = ["TLSv1.2", "TLSv1.3"]
+
+# TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20 only (NHS Spine-family guidance uses
+# ECDHE-RSA-AES-GCM). TLS 1.3 suites are OpenSSL's defaults, all strong.
+tls_ciphers = (
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305"
+)
+
+# Client subject DNs (RFC 2253, as nginx shows them) allowed to call; [] = any certificate from
+# the environment's CA. Others get 403.
+client_dn_allowlist = []
+
+# Seconds nginx waits for the application; below the BaRS proxy's 32 s so it gets our 504 first.
+upstream_timeout = 30
+
+# A file of CRLs (one from each CA in files/ca/<inventory>/), relative to the repository; None = no CRL.
+client_crl = None
+
 # --- Issued certificates and PKCS#12 (docs/certificates.md) ---
 
 # Fingerprints (SHA-1 or SHA-256) the CA files in files/ca/<inventory>/ must match; {} = no pins.

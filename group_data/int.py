@@ -10,4 +10,3 @@ proxy_addresses = ["35.197.254.55", "35.246.55.143"]
 
 # Certificates are requested from ITOC on the "Combined endpoint and service registration" form.
 request_route = "itoc"
-certificate_request_email = None
