@@ -11,9 +11,10 @@ from io import StringIO
 from pydantic import SecretStr
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.facts.files import File, Sha256File
 
 from .facts import CSR, KEY, KEY_PASSPHRASE, EndpointState
-from .x509 import csr_problem
+from .x509 import csr_problem, sha256_hex
 
 STAGED_PASSPHRASE = ".key.pass.new"
 
@@ -132,3 +133,33 @@ def csr_reason(fqdn: str, state: EndpointState | None) -> str | None:
     if state.csr_pem is None:
         return "no CSR yet"
     return csr_problem(state.csr_pem, fqdn, state.key_public_pem)
+
+
+@operation()
+def file_atomically(path: str, content: str, mode: str = "644"):
+    """
+    Make ``path`` (root-owned) hold ``content``, replacing it by rename so nobody ever reads half.
+
+    pyinfra's files.put writes straight over the destination when it connects as root; this op
+    uploads beside it and renames, so an interrupted run leaves the old file whole.
+
+    + path: the file to write
+    + content: its whole text (not a secret: use the key passphrase's path for those)
+    + mode: octal mode
+
+    **Example:**
+
+    .. code:: python
+
+        file_atomically(name="Client CRLs", path="/etc/bars-receiver/client-crl.pem", content=pem)
+    """
+    meta = host.get_fact(File, path=path)
+    if host.get_fact(Sha256File, path=path) == sha256_hex(content.encode()):
+        if meta and meta["mode"] == int(mode) and meta["user"] == "root" and meta["group"] == "root":
+            host.noop(f"{path} is already up to date")
+            return
+        yield _sh('chown root:root "$1" && chmod "$2" "$1"', path, mode)
+        return
+    staged = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.new"
+    yield FileUploadCommand(StringIO(content), staged)
+    yield _sh('chown root:root "$1" && chmod "$2" "$1" && mv -f "$1" "$3"', staged, mode, path)

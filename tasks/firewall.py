@@ -6,9 +6,11 @@ the stock /etc/nftables.conf starts with `flush ruleset`, which would remove our
 """
 
 from pyinfra import host
-from pyinfra.operations import files, systemd
+from pyinfra.operations import systemd
 
 from bars_receiver.nftables import RULES_PATH, TABLE, UNIT, UNIT_PATH, listener_firewall
+from bars_receiver.operations import file_atomically
+from bars_receiver.templates import render
 
 receiver = host.data.receiver
 port = receiver.settings.listen_port
@@ -19,15 +21,10 @@ listener_firewall(
     sources=receiver.settings.proxy_addresses,
 )
 
-unit = files.template(
+unit = file_atomically(
     name=f"Boot-time firewall loader {UNIT}",
-    src="files/templates/bars-receiver-firewall.service.j2",
-    dest=UNIT_PATH,
-    user="root",
-    group="root",
-    mode="644",
-    table=TABLE,
-    rules_path=RULES_PATH,
+    path=UNIT_PATH,
+    content=render(receiver.project_dir, "bars-receiver-firewall.service.j2", table=TABLE, rules_path=RULES_PATH),
 )
 systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
 systemd.service(name=f"Enable {UNIT}", service=UNIT, running=True, enabled=True)

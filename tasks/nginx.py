@@ -4,13 +4,12 @@ nginx reads certificates and CRLs only when it (re)loads, so a reload follows a 
 configuration, a newly installed certificate or a new CRL, and nothing else.
 """
 
-from io import StringIO
-
 from pyinfra import host
-from pyinfra.operations import files, systemd
+from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 
 from bars_receiver.nginx import Site, checked_config, render_config
+from bars_receiver.operations import file_atomically
 
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
@@ -19,13 +18,10 @@ certificate_changes = host.data.certificate_changes
 crl_path = f"{receiver.settings.base_dir}/client-crl.pem" if receiver.client_crl_pem else None
 reload_after = list(certificate_changes)
 if crl_path:
-    reload_after.append(files.put(
+    reload_after.append(file_atomically(
         name="Client CRLs for nginx (client_crl)",
-        src=StringIO(receiver.client_crl_pem),
-        dest=crl_path,
-        user="root",
-        group="root",
-        mode="644",
+        path=crl_path,
+        content=receiver.client_crl_pem,
     ))
 
 sites = []
