@@ -2,7 +2,7 @@
 
 It answers every request with what it received (method, raw path, headers, body) and echoes
 X-Request-Id and X-Correlation-Id as BaRS receivers do; GET /metadata also carries a minimal
-CapabilityStatement. Every request is appended to a JSON-lines log, so tests can show what did,
+CapabilityStatement. A request with "X-Lab-Delay: <seconds>" is answered that much later. Every request is appended to a JSON-lines log, so tests can show what did,
 and did not, reach the application.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ECHOED = ("X-Request-Id", "X-Correlation-Id")
@@ -20,6 +21,9 @@ class Handler(BaseHTTPRequestHandler):
     log_path = "/var/log/bars-lab-upstream.jsonl"
 
     def _answer(self) -> None:
+        delay = self.headers.get("X-Lab-Delay")  # lets tests show nginx's upstream timeout
+        if delay:
+            time.sleep(min(float(delay), 60))
         length = int(self.headers.get("Content-Length") or 0)
         received = {
             "method": self.command,

@@ -243,6 +243,18 @@ def test_revoked_client_is_refused_with_a_crl(active, lab, ca, clients, tmp_path
         deploy_and_wait_for_reload(active, lab)
 
 
+def test_a_slow_application_gets_a_504_after_upstream_timeout(active, lab, clients):
+    active.write_inventory([endpoint("LAB01"), endpoint("LAB02")], settings={"upstream_timeout": 2})
+    try:
+        deploy_and_wait_for_reload(active, lab)
+        assert "proxy_read_timeout 2s;" in lab.ssh(f"cat {CONFIG}").stdout
+        assert curl(lab, active, "/metadata", clients["good"], headers=["X-Lab-Delay: 1"])[0] == 200
+        assert curl(lab, active, "/metadata", clients["good"], headers=["X-Lab-Delay: 4"])[0] == 504
+    finally:
+        active.write_inventory([endpoint("LAB01"), endpoint("LAB02")])
+        deploy_and_wait_for_reload(active, lab)
+
+
 def test_encrypted_key_is_served_through_its_password_file(active, lab, ca, clients):
     secret = {"BARS_LAB_KEY_PASSPHRASE": "lab-passphrase-for-nginx"}
     endpoints = [endpoint("LAB01"), endpoint("LAB02"), endpoint("LAB03", supplier="Encrypted")]
