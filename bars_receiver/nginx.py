@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from .settings import HostSettings
@@ -102,3 +102,75 @@ def checked_config(config: str, scratch_dir: str, live: str = LIVE_CONFIG, candi
         return
     yield FileUploadCommand(StringIO(config), candidate)
     yield StringCommand("sh", "-c", QuoteString(_CHECK_AND_SWAP), "bars", candidate, live, scratch_dir)
+
+
+# A digest of everything nginx serves from: the live file and every file it names with an ssl_*
+# directive (certificates, keys, CA bundle, CRL, password files). Only the digest is printed.
+_SERVED_DIGEST = """
+served_digest() {
+  { cat "$1"
+    for f in $(sed -n 's/^[[:space:]]*ssl_[a-z_]*[[:space:]]\\(\\/[^;]*\\);$/\\1/p' "$1" | sort -u); do cat "$f"; done
+  } 2>/dev/null | sha256sum | cut -c1-64
+}
+"""
+
+
+class NginxLoaded(FactBase):
+    """
+    Whether nginx last reloaded from exactly what is on disk now: ``True`` when the digest recorded
+    after the last successful reload matches the live configuration and the files it names.
+
+    .. code:: python
+
+        True
+    """
+
+    def command(self, live: str, marker: str) -> StringCommand:
+        script = _SERVED_DIGEST + '[ -f "$2" ] && [ "$(cat "$2")" = "$(served_digest "$1")" ] && echo current || echo stale'
+        return StringCommand("sh", "-c", QuoteString(script), "nginx-loaded", QuoteString(live), QuoteString(marker))
+
+    def process(self, output: list[str]) -> bool:
+        return output == ["current"]
+
+
+# systemctl reload only signals nginx: a configuration that passed nginx -t can still fail to load
+# (a port taken by another process). New worker processes show it did load; only then is the
+# digest recorded, so a reload that did not take is tried again, and reported, on the next run.
+_RELOAD = _SERVED_DIGEST + """
+set -e
+live=$1 marker=$2
+workers() { ps --ppid "$(systemctl show -p MainPID --value nginx)" -o pid= | tr -d ' ' | sort; }
+before=$(workers)
+systemctl reload nginx
+i=0
+while [ "$i" -lt 50 ]; do
+  for pid in $(workers); do
+    if ! printf '%s\\n' "$before" | grep -qx "$pid"; then
+      served_digest "$live" > "$marker.new" && mv -f "$marker.new" "$marker"
+      exit 0
+    fi
+  done
+  sleep 0.1
+  i=$((i + 1))
+done
+echo "nginx did not take the new configuration (no new worker processes within 5 s); it keeps serving the previous one. nginx's log:" >&2
+tail -n 5 /var/log/nginx/error.log >&2
+exit 1
+"""
+
+
+@operation(is_idempotent=False)
+def reload(marker: str, live: str = LIVE_CONFIG):
+    """
+    Reload nginx and fail unless it really took the configuration; record what it loaded.
+
+    + marker: where the digest of what nginx loaded is kept (root-only directory)
+    + live: the receiver's configuration file
+
+    **Example:**
+
+    .. code:: python
+
+        reload(name="Reload nginx", marker="/etc/bars-receiver/nginx-loaded", _if=config.did_change)
+    """
+    yield StringCommand("sh", "-c", QuoteString(_RELOAD), "nginx-reload", QuoteString(live), QuoteString(marker))

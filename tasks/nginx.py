@@ -1,14 +1,14 @@
 """The TLS-MA listener: nginx serves every active endpoint; requested ones are not published.
 
 nginx reads certificates and CRLs only when it (re)loads, so a reload follows a changed
-configuration, a newly installed certificate or a new CRL, and nothing else.
+configuration, a newly installed certificate or a new CRL, or a reload that did not take; and
+nothing else.
 """
 
 from pyinfra import host
 from pyinfra.operations import systemd
-from pyinfra.operations.util import any_changed
 
-from bars_receiver.nginx import Site, checked_config, render_config
+from bars_receiver.nginx import LIVE_CONFIG, NginxLoaded, Site, checked_config, reload, render_config
 from bars_receiver.operations import file_atomically
 
 receiver = host.data.receiver
@@ -47,9 +47,12 @@ config = checked_config(
     scratch_dir=receiver.settings.base_dir,
 )
 systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
-systemd.service(
-    name="Reload nginx",
-    service="nginx",
-    reloaded=True,
-    _if=any_changed(config, *reload_after),
+
+# Also when an earlier reload did not take (or never happened): nginx must serve what is on disk.
+marker = f"{receiver.settings.base_dir}/nginx-loaded"
+loaded = host.get_fact(NginxLoaded, live=LIVE_CONFIG, marker=marker)
+reload(
+    name="Reload nginx (and check it took the new configuration)",
+    marker=marker,
+    _if=lambda: not loaded or any(op.did_change() for op in (config, *reload_after)),
 )

@@ -210,6 +210,33 @@ def test_configuration_nginx_as_a_whole_refuses_is_rolled_back(active, lab, clie
         active.write_inventory([endpoint("LAB01"), endpoint("LAB02")])
 
 
+def test_a_reload_nginx_cannot_take_fails_every_run_until_fixed(active, lab, clients):
+    """nginx -t does not bind ports: with the new port taken, only the reload shows the problem."""
+    port = 8444
+    squatter = int(lab.ssh(f"nohup python3 -m http.server {port} --bind 0.0.0.0 >/dev/null 2>&1 & echo $!").stdout)
+    deadline = time.monotonic() + 10
+    while not lab.ssh(f"ss -Hltn 'sport = :{port}'").stdout.strip():
+        assert time.monotonic() < deadline, "the squatting server did not start"
+        time.sleep(0.1)
+    active.write_inventory([endpoint("LAB01"), endpoint("LAB02")], settings={"listen_port": port})
+    try:
+        for _ in range(2):  # the second run must not pass silently
+            run = active.deploy(check=False)
+            assert run.returncode != 0
+            assert "nginx did not take the new configuration" in run.output
+            assert "Address already in use" in run.output  # nginx's own log line
+        assert curl(lab, active, "/metadata", clients["good"])[0] == 200  # still serving on 443
+    finally:
+        lab.ssh(f"[ \"$(cat /proc/{squatter}/comm 2>/dev/null)\" = python3 ] && kill {squatter} || true")
+    try:
+        active.deploy()
+        assert "nginx" in lab.ssh(f"ss -Hltnp 'sport = :{port}'").stdout
+        assert active.deploy().changed == 0
+    finally:
+        active.write_inventory([endpoint("LAB01"), endpoint("LAB02")])
+        deploy_and_wait_for_reload(active, lab)
+
+
 def test_second_run_changes_nothing_and_does_not_reload(active, lab):
     active.deploy()
     workers = nginx_workers(lab)
