@@ -138,6 +138,7 @@ class NginxLoaded(FactBase):
 # digest recorded, so a reload that did not take is tried again, and reported, on the next run.
 _RELOAD = _SERVED_DIGEST + """
 set -e
+umask 077
 live=$1 marker=$2
 workers() { ps --ppid "$(systemctl show -p MainPID --value nginx)" -o pid= | tr -d ' ' | sort; }
 before=$(workers)
