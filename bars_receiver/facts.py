@@ -14,25 +14,35 @@ KEY = "key.pem"
 KEY_PASSPHRASE = "key.pass"
 CSR = "csr.pem"
 
+NEXT = "next"  # the staged next key and CSR of an endpoint inside its renewal window
+
 # Prints one block per endpoint directory. Markers start with "@@" and never occur in PEM text.
 # An encrypted key with no passphrase file fails with "-passin pass:" rather than prompting.
+# The same markers, prefixed "next_", describe the staged next/ directory, so the next key costs
+# no extra round trip.
 _SCRIPT = """
 base=$1
+describe() {
+  p=$1 dir=$2
+  stat -c "@@${p}dir %a %u %g" "$dir"
+  if [ -f "$dir/key.pem" ]; then
+    stat -c "@@${p}key %a %u %g" "$dir/key.pem"
+    if [ -f "$dir/key.pass" ]; then passin="file:$dir/key.pass"; else passin="pass:"; fi
+    echo "@@${p}key_public"
+    openssl pkey -in "$dir/key.pem" -passin "$passin" -pubout 2>/dev/null || echo "@@${p}key_unreadable"
+  fi
+  if [ -f "$dir/key.pass" ]; then stat -c "@@${p}key_pass %a %u %g" "$dir/key.pass"; fi
+  if [ -f "$dir/csr.pem" ]; then echo "@@${p}csr"; cat "$dir/csr.pem"; fi
+}
 [ -d "$base" ] || exit 0
 for dir in "$base"/*/; do
   [ -d "$dir" ] || continue
   dir=${dir%/}
   echo "@@endpoint ${dir##*/}"
-  stat -c '@@dir %a %u %g' "$dir"
-  if [ -f "$dir/key.pem" ]; then
-    stat -c '@@key %a %u %g' "$dir/key.pem"
-    if [ -f "$dir/key.pass" ]; then passin="file:$dir/key.pass"; else passin="pass:"; fi
-    echo "@@key_public"
-    openssl pkey -in "$dir/key.pem" -passin "$passin" -pubout 2>/dev/null || echo "@@key_unreadable"
-  fi
-  if [ -f "$dir/key.pass" ]; then stat -c '@@key_pass %a %u %g' "$dir/key.pass"; fi
-  if [ -f "$dir/csr.pem" ]; then echo "@@csr"; cat "$dir/csr.pem"; fi
+  describe "" "$dir"
+  if [ -d "$dir/next" ]; then describe next_ "$dir/next"; fi
 done
+exit 0
 """
 
 
@@ -57,6 +67,7 @@ class EndpointState:
     key_unreadable: bool = False
     key_pass: FileMeta | None = None
     csr_pem: str | None = None
+    next: EndpointState | None = None  # next/: the key and CSR staged for renewal, when present
     _blocks: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
 
@@ -74,6 +85,7 @@ class EndpointFiles(FactBase):
             "BaRS-INT-RX809.Acme.thirdparty.nhs.uk": EndpointState(
                 dir=FileMeta("700", 0, 0), key=FileMeta("600", 0, 0),
                 key_public_pem="-----BEGIN PUBLIC KEY-----...", csr_pem="-----BEGIN ...",
+                next=EndpointState(dir=FileMeta("700", 0, 0), key=..., key_public_pem=..., csr_pem=...),
             ),
         }
     """
@@ -97,19 +109,32 @@ class EndpointFiles(FactBase):
             block = None
             if marker == "endpoint":
                 current = states.setdefault(rest, EndpointState())
-            elif current is None:
                 continue
-            elif marker in ("dir", "key", "key_pass"):
-                setattr(current, marker, _meta(rest.split()))
+            if current is None:
+                continue
+            target = current
+            if marker.startswith("next_"):
+                marker = marker.removeprefix("next_")
+                if current.next is None:
+                    current.next = EndpointState()
+                target = current.next
+            if marker in ("dir", "key", "key_pass"):
+                setattr(target, marker, _meta(rest.split()))
             elif marker == "key_unreadable":
-                current.key_unreadable = True
-                current._blocks.pop("key_public", None)
+                target.key_unreadable = True
+                target._blocks.pop("key_public", None)
             elif marker in ("key_public", "csr"):
-                block = current._blocks.setdefault(marker, [])
+                block = target._blocks.setdefault(marker, [])
         for state in states.values():
-            if "key_public" in state._blocks:
-                state.key_public_pem = "\n".join(state._blocks["key_public"]) + "\n"
-            if "csr" in state._blocks:
-                state.csr_pem = "\n".join(state._blocks["csr"]) + "\n"
-            state._blocks.clear()
+            for part in (state, state.next):
+                if part is not None:
+                    _finish(part)
         return states
+
+
+def _finish(state: EndpointState) -> None:
+    if "key_public" in state._blocks:
+        state.key_public_pem = "\n".join(state._blocks["key_public"]) + "\n"
+    if "csr" in state._blocks:
+        state.csr_pem = "\n".join(state._blocks["csr"]) + "\n"
+    state._blocks.clear()
