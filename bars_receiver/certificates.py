@@ -4,7 +4,7 @@ NHS England sends a certificate days after the CSR went out; ops save it as
 ``files/certs/<inventory>/<fqdn>.cer`` (PEM or DER, the leaf alone or followed by its chain)
 and re-run the deploy. Everything that can be known without the host is checked here while the
 inventory loads: the file parses, its CN is the FQDN, its key is the key behind the committed CSR
-``requests/<inventory>/<fqdn>.csr``, it chains with valid signatures to the CA certificates in
+``requests/<inventory>/<fqdn>.csr`` (or, during a renewal, behind ``<fqdn>.next.csr``), it chains with valid signatures to the CA certificates in
 ``files/ca/<inventory>/`` (which match ``ca_pins`` when pins are set), it is within its validity
 period, and it allows TLS server use. A refusal names the file, says what is wrong and what is right.
 """
@@ -23,6 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from .errors import Problem
 
 CERT_SUFFIX = ".cer"
+NEXT_CSR_SUFFIX = ".next.csr"  # the renewal request pack's CSR, for the key staged in next/
 CA_SUFFIXES = (".pem", ".crt", ".cer")
 MAX_CHAIN = 6
 _BOM = b"\xef\xbb\xbf"
@@ -51,6 +52,9 @@ class IssuedCertificate:
     issuer: str
     serial: str
     fingerprint_sha256: str
+    # Issued for the next key staged for renewal (requests/<inventory>/<fqdn>.next.csr), not the
+    # live one: installing it means swapping keys on the host.
+    for_next_key: bool = False
 
     def days_left(self, now: datetime | None = None) -> int:
         """Whole days until expiry (negative once expired)."""
@@ -299,24 +303,45 @@ def _check_cn(leaf: x509.Certificate, fqdn: str) -> None:
     )
 
 
-def _check_key(leaf: x509.Certificate, csr_path: Path, csr_label: str) -> None:
+def _load_csr(csr_path: Path, csr_label: str) -> x509.CertificateSigningRequest:
+    try:
+        return x509.load_pem_x509_csr(csr_path.read_bytes())
+    except ValueError as error:
+        raise CertificateProblem(f"cannot be compared with {csr_label}, which does not parse ({error}); restore it from git") from None
+
+
+def _check_key(leaf: x509.Certificate, csr_path: Path, csr_label: str,
+               next_csr_path: Path | None = None, next_csr_label: str = "") -> bool:
+    """Check the certificate is for the live CSR's key or, during a renewal, the next CSR's.
+
+    Returns True when it is for the next key (the host will swap keys), False for the live key.
+    """
     if not csr_path.exists():
         raise CertificateProblem(
             f"has no CSR to compare with: {csr_label} is missing, so nothing shows the certificate is for this "
             "endpoint's key. Restore the committed CSR from git (the deploy also rewrites it from the host on a "
             "run without this certificate)"
         )
-    try:
-        csr = x509.load_pem_x509_csr(csr_path.read_bytes())
-    except ValueError as error:
-        raise CertificateProblem(f"cannot be compared with {csr_label}, which does not parse ({error}); restore it from git") from None
-    cert_key, csr_key = spki_der(leaf.public_key()), spki_der(csr.public_key())
-    if cert_key != csr_key:
+    cert_key = spki_der(leaf.public_key())
+    csr_key = spki_der(_load_csr(csr_path, csr_label).public_key())
+    if cert_key == csr_key:
+        return False
+    if next_csr_path is not None and next_csr_path.exists():
+        next_key = spki_der(_load_csr(next_csr_path, next_csr_label).public_key())
+        if cert_key == next_key:
+            return True
         raise CertificateProblem(
             f"is for another key: its public key SHA-256 is {colon_hex(hashlib.sha256(cert_key).digest())} but "
-            f"{csr_label} (this endpoint's key) has {colon_hex(hashlib.sha256(csr_key).digest())}. NHS England "
-            "signed a different CSR, or the certificate belongs to another endpoint: send them this endpoint's CSR again"
+            f"{csr_label} (this endpoint's live key) has {colon_hex(hashlib.sha256(csr_key).digest())} and "
+            f"{next_csr_label} (its next key, staged for renewal) has {colon_hex(hashlib.sha256(next_key).digest())}. "
+            "NHS England signed a different CSR, or the certificate belongs to another endpoint: send them "
+            f"{next_csr_label} again"
         )
+    raise CertificateProblem(
+        f"is for another key: its public key SHA-256 is {colon_hex(hashlib.sha256(cert_key).digest())} but "
+        f"{csr_label} (this endpoint's key) has {colon_hex(hashlib.sha256(csr_key).digest())}. NHS England "
+        "signed a different CSR, or the certificate belongs to another endpoint: send them this endpoint's CSR again"
+    )
 
 
 def _chain(leaf: x509.Certificate, extras: list[x509.Certificate], bundle: CABundle,
@@ -424,12 +449,16 @@ def _check_usage(leaf: x509.Certificate) -> None:
 
 
 def check_certificate(data: bytes, fqdn: str, csr_path: Path, csr_label: str, bundle: CABundle,
-                      others: list[CABundle], source: str, now: datetime | None = None) -> IssuedCertificate:
-    """Every controller-side check of one certificate file; raises ``CertificateProblem``."""
+                      others: list[CABundle], source: str, now: datetime | None = None,
+                      next_csr_path: Path | None = None, next_csr_label: str = "") -> IssuedCertificate:
+    """Every controller-side check of one certificate file; raises ``CertificateProblem``.
+
+    With ``next_csr_path`` (a renewal in progress), a certificate for that CSR's key is accepted too.
+    """
     now = now or utcnow()
     leaf, extras = _leaf_and_chain(parse_certificates(data), fqdn, bundle.directory)
     _check_cn(leaf, fqdn)
-    _check_key(leaf, csr_path, csr_label)
+    for_next_key = _check_key(leaf, csr_path, csr_label, next_csr_path, next_csr_label)
     path = _chain(leaf, extras, bundle, others, now)
     _check_validity(leaf, now)
     _check_usage(leaf)
@@ -447,6 +476,7 @@ def check_certificate(data: bytes, fqdn: str, csr_path: Path, csr_label: str, bu
         issuer=leaf.issuer.rfc4514_string(),
         serial=f"{leaf.serial_number:X}",
         fingerprint_sha256=_fingerprints(leaf)["SHA-256"],
+        for_next_key=for_next_key,
     )
 
 
@@ -514,6 +544,8 @@ def check_inventory_certificates(
                 path.read_bytes(), fqdn,
                 csr_path=project_dir / "requests" / inventory / f"{fqdn}.csr",
                 csr_label=f"requests/{inventory}/{fqdn}.csr",
+                next_csr_path=project_dir / "requests" / inventory / f"{fqdn}{NEXT_CSR_SUFFIX}",
+                next_csr_label=f"requests/{inventory}/{fqdn}{NEXT_CSR_SUFFIX}",
                 bundle=bundle, others=others, source=label, now=now,
             )
         except CertificateProblem as problem:
@@ -524,7 +556,8 @@ def check_inventory_certificates(
         if days < renewal_days:
             result.warnings.append(
                 f"{label}: expires on {_date(issued.not_after)}, in {days} day(s), inside renewal_days "
-                f"({renewal_days}); request a new certificate for {fqdn} now")
+                f"({renewal_days}); the run stages a next key: send requests/{inventory}/{fqdn}{NEXT_CSR_SUFFIX} "
+                "to NHS England now")
     return result
 
 

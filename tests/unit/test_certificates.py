@@ -250,7 +250,7 @@ def test_expiry_inside_renewal_window_warns(project):
     result = check(project, renewal_days=30)
     assert result.problems == []
     (warning,) = result.warnings
-    assert warning.startswith(CERT_FILE) and "renewal_days (30)" in warning and "request a new certificate" in warning
+    assert warning.startswith(CERT_FILE) and "renewal_days (30)" in warning and "send requests/int/BaRS-INT-RX809.Acme.thirdparty.nhs.uk.next.csr" in warning
     assert result.certificates[FQDN].state(30, NOW) == "renewing"
 
 
