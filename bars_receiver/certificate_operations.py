@@ -22,7 +22,7 @@ from .certificate_facts import (
     CA, CERT, CHAIN, ENV_TEXT_FUNCTION, HANDOFF_FILES, PFX, PFX_PASSWORD, InstalledCertificate,
 )
 from .certificates import IssuedCertificate
-from .facts import FileMeta
+from .facts import NEXT, EndpointState, FileMeta
 from .x509 import public_key_der
 
 PROFILES = {
@@ -68,6 +68,51 @@ for f in ca.pem chain.pem cert.pem; do
     mv -f ".$f.new" "$f"
   fi
 done
+"""
+
+# A renewal: the new certificate is for the key staged in next/. The host checks that first; then
+# it hard-links the live key.pem, key.pass, cert.pem, chain.pem and csr.pem into
+# archive/<UTC time>-<old cert SHA-256 prefix>/ (so nothing is ever lost), renames next/'s key,
+# passphrase and CSR into place, and renames the new certificate files in. nginx reads them only
+# when it reloads, which follows this change; each rename is atomic.
+SWAP_SCRIPT = r"""
+set -e
+umask 077
+dir=$1
+cd "$dir"
+fail() {
+  rm -f .cert.pem.new .chain.pem.new .ca.pem.new
+  echo "$dir: $*; nothing was switched (the live key and certificate are as they were)" >&2
+  exit 1
+}
+[ -f next/key.pem ] || fail "there is no next/key.pem"
+if [ -f next/key.pass ]; then passin=file:next/key.pass; else passin=pass:; fi
+key=$(openssl pkey -in next/key.pem -passin "$passin" -pubout 2>/dev/null) || fail "openssl cannot read next/key.pem"
+for f in cert.pem chain.pem; do
+  [ -f ".$f.new" ] || fail "the new $f was not staged"
+  certkey=$(openssl x509 -in ".$f.new" -noout -pubkey 2>/dev/null) || fail "openssl cannot read the new $f"
+  [ "$certkey" = "$key" ] || fail "the new certificate for $f is not for next/key.pem: its public key differs"
+done
+if [ -f cert.pem ]; then old=$(sha256sum < cert.pem | cut -c1-16); else old=no-cert; fi
+old="archive/$(date -u +%Y%m%dT%H%M%SZ)-$old"
+mkdir -p archive
+chmod 700 archive
+mkdir "$old"
+for f in key.pem key.pass cert.pem chain.pem csr.pem; do
+  if [ -f "$f" ]; then ln "$f" "$old/$f"; fi
+done
+if [ -f next/key.pass ]; then mv -f next/key.pass key.pass; else rm -f key.pass; fi
+mv -f next/key.pem key.pem
+if [ -f next/csr.pem ]; then mv -f next/csr.pem csr.pem; else rm -f csr.pem; fi
+for f in ca.pem chain.pem cert.pem; do
+  if [ -f ".$f.new" ]; then
+    chown root:root ".$f.new"
+    chmod 0644 ".$f.new"
+    mv -f ".$f.new" "$f"
+  fi
+done
+rmdir next 2>/dev/null || true
+echo "$dir: renewed; the previous key and certificate are in $dir/$old"
 """
 
 # Builds the PFX from key.pem and chain.pem (leaf, then sub CA) beside it, checks it opens with its
@@ -202,13 +247,16 @@ def rebuild_reasons(
 
 
 @operation()
-def endpoint_certificate(directory: str, certificate: IssuedCertificate, installed: InstalledCertificate):
+def endpoint_certificate(directory: str, certificate: IssuedCertificate, installed: InstalledCertificate,
+                         swap_keys: bool = False):
     """
     Install an endpoint's issued certificate beside its key, once the host has confirmed they match.
 
     + directory: the endpoint's root-only directory holding key.pem
     + certificate: the checked ``IssuedCertificate`` (from the inventory's HostSettings)
     + installed: the endpoint's ``InstalledCertificate`` from the ``CertificateFiles`` fact
+    + swap_keys: the certificate is for the key staged in next/ (a renewal): archive the live key,
+      certificate and CSR, and move next/'s into place (see ``SWAP_SCRIPT``)
 
     Writes cert.pem (the leaf), chain.pem (leaf, then sub CA) and ca.pem (the environment's CA
     bundle, for client verification), 0644 root:root. A replaced cert.pem is kept in archive/.
@@ -221,10 +269,12 @@ def endpoint_certificate(directory: str, certificate: IssuedCertificate, install
     """
     wanted = {CERT: certificate.leaf_pem, CHAIN: certificate.chain_pem, CA: certificate.ca_pem}
     stale = [name for name, text in wanted.items() if installed.files.get(name) != _sha256(text)]
+    if swap_keys:
+        stale = list(wanted)  # the swap script checks and renames all three together
     if stale:
         for name in stale:
             yield FileUploadCommand(StringIO(wanted[name]), f"{directory}/.{name}.new")
-        yield _sh(INSTALL_SCRIPT, directory)
+        yield _sh(SWAP_SCRIPT if swap_keys else INSTALL_SCRIPT, directory)
         return
     loose = [name for name in wanted if not _meta_is(installed.modes.get(name), "644", 0)]
     for name in loose:
@@ -309,11 +359,41 @@ def pkcs12_bundle(
         host.noop(f"PKCS#12 {handoff_dir}/{PFX} already built from this key, certificate, profile and password")
 
 
+def key_role(certificate: IssuedCertificate, state: EndpointState | None) -> str | None:
+    """Which host key ``certificate`` is for: ``"live"`` (key.pem), ``"next"`` (next/key.pem, staged
+    for renewal: installing it swaps keys) or None (neither, or the key cannot be read).
+
+    Decided from the host's own keys rather than from which CSR the controller matched, so a run
+    interrupted half-way through a swap is finished by the next one.
+    """
+    if state is None:
+        return None
+    for role, part in (("live", state), ("next", state.next)):
+        if part is not None and part.key_public_pem is not None and \
+                _sha256(public_key_der(part.key_public_pem)) == certificate.public_key_sha256:
+            return role
+    return None
+
+
+def serving_state(certificate: IssuedCertificate | None, state: EndpointState | None) -> EndpointState | None:
+    """The key files that serve once this run is done: next/'s when the certificate swaps keys."""
+    if certificate is not None and state is not None and key_role(certificate, state) == "next":
+        return state.next
+    return state
+
+
+def renewal_due(certificate: IssuedCertificate | None, state: EndpointState | None, renewal_days: int) -> bool:
+    """Stage a next key and CSR: the live key's certificate is inside its renewal window."""
+    return (certificate is not None and certificate.state(renewal_days) == "renewing"
+            and key_role(certificate, state) == "live")
+
+
 def host_problems(receiver, endpoint_files: dict, installed) -> list[str]:
     """Reasons not to touch this host at all, found from the facts before any operation runs.
 
     A certificate is worth days of someone's time: if the host no longer holds the key it was
-    issued for, say so rather than make a new key or install a certificate that cannot work.
+    issued for (the live key, or the next key staged for renewal), say so rather than make a new
+    key or install a certificate that cannot work.
     """
     problems = []
     for endpoint in receiver.endpoints:
@@ -321,25 +401,29 @@ def host_problems(receiver, endpoint_files: dict, installed) -> list[str]:
         if certificate is None:
             continue
         key_path = f"{receiver.endpoint_dir(endpoint.fqdn)}/key.pem"
-        csr = f"requests/{receiver.inventory}/{endpoint.fqdn}.csr"
+        csr = f"requests/{receiver.inventory}/{endpoint.fqdn}{'.next' if certificate.for_next_key else ''}.csr"
         state = endpoint_files.get(endpoint.fqdn)
+        if key_role(certificate, state) is not None:
+            continue
         if state is None or state.key is None:
             problems.append(
                 f"{certificate.source}: was issued for the key behind {csr}, but the host has no {key_path}: the key "
                 "it was issued for is gone. Restore key.pem (and key.pass) from backup; or, if it is lost, move the "
                 ".cer out of files/certs (git keeps it) and re-run to make a new key and CSR to send"
             )
-        elif state.key_unreadable or state.key_public_pem is None:
+        elif state.key_unreadable or state.key_public_pem is None or (
+                certificate.for_next_key and (state.next is None or state.next.key_unreadable)):
+            path = f"{receiver.endpoint_dir(endpoint.fqdn)}/{NEXT}/key.pem" if certificate.for_next_key else key_path
             problems.append(
-                f"{certificate.source}: cannot be checked against {key_path}: openssl cannot read that key with "
-                "its key.pass. Restore the passphrase file; nothing was changed"
+                f"{certificate.source}: cannot be checked against {path}: the host has no such key, or openssl "
+                "cannot read it with its key.pass. Restore it (and key.pass); nothing was changed"
             )
-        elif _sha256(public_key_der(state.key_public_pem)) != certificate.public_key_sha256:
+        else:
             problems.append(
                 f"{certificate.source}: is for the key behind {csr}, but {key_path} on the host is a different "
-                "key, so the certificate cannot be installed. Was the host rebuilt or the key replaced? Restore "
-                "the original key.pem, or move the .cer out of files/certs and request a certificate for the "
-                "host's current CSR"
+                f"key{' (and so is ' + NEXT + '/key.pem)' if state.next is not None else ''}, so the certificate "
+                "cannot be installed. Was the host rebuilt or the key replaced? Restore the original key.pem, or "
+                "move the .cer out of files/certs and request a certificate for the host's current CSR"
             )
     settings = receiver.settings
     if settings.app_group and receiver.certificates and installed.group_gid is None:

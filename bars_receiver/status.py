@@ -31,7 +31,10 @@ class Row:
 
 def endpoint_rows(host_name: str, receiver: HostSettings, installed: InstalledCertificates,
                   now: datetime | None = None) -> list[Row]:
-    """One row per endpoint: requested (no certificate yet), active, or renewing (inside renewal_days)."""
+    """One row per endpoint: requested (no certificate yet), active, or renewing (inside renewal_days).
+
+    A renewed certificate (for the next key) is fresh, so the run that swaps keys shows ``active``.
+    """
     now = now or utcnow()
     rows = []
     for endpoint in receiver.endpoints:
@@ -44,7 +47,8 @@ def endpoint_rows(host_name: str, receiver: HostSettings, installed: InstalledCe
             continue
         days = certificate.days_left(now)
         state = certificate.state(receiver.settings.renewal_days, now)
-        note = (f"expiring: inside renewal_days ({receiver.settings.renewal_days}); request a new certificate"
+        # tasks/keys.py stages the next key and CSR in this same run; the .next pack is what to send.
+        note = (f"next key staged: send requests/{receiver.inventory}/{endpoint.fqdn}.next.csr"
                 if state == "renewing" else "")
         rows.append(Row(host_name, endpoint.fqdn, state, f"{certificate.not_after:%Y-%m-%d}", str(days), note))
     return rows

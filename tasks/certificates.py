@@ -1,14 +1,17 @@
 """Issued certificates: install each beside its key, build the PKCS#12 and hand it to the application.
 
 Certificates were checked on the controller as the inventory loaded (bars_receiver/certificates.py).
-Endpoints without one stay "requested". A status table of every endpoint is printed when the run ends.
+Endpoints without one stay "requested". A certificate for the key staged in next/ (a renewal)
+swaps keys on the host. A status table of every endpoint is printed when the run ends.
 """
 
 from pyinfra import host
 from pyinfra.api import DeployError
 from pyinfra.operations import files
 
-from bars_receiver.certificate_operations import endpoint_certificate, host_problems, pkcs12_bundle
+from bars_receiver.certificate_operations import (
+    endpoint_certificate, host_problems, key_role, pkcs12_bundle, serving_state,
+)
 from bars_receiver.status import endpoint_rows, record_status
 
 receiver = host.data.receiver
@@ -40,11 +43,13 @@ if active:
 for endpoint in active:
     certificate = receiver.certificates[endpoint.fqdn]
     key_dir = receiver.endpoint_dir(endpoint.fqdn)
+    swap = key_role(certificate, endpoint_files.get(endpoint.fqdn)) == "next"
     certificate_changes.append(endpoint_certificate(
-        name=f"Certificate for {endpoint.fqdn}",
+        name=f"{'Renewed certificate (key swap)' if swap else 'Certificate'} for {endpoint.fqdn}",
         directory=key_dir,
         certificate=certificate,
         installed=installed.get(endpoint.fqdn),
+        swap_keys=swap,
     ))
     pkcs12_bundle(
         name=f"PKCS#12 ({settings.pfx_profile}) and application hand-off for {endpoint.fqdn}",
@@ -52,7 +57,7 @@ for endpoint in active:
         handoff_dir=f"{settings.app_dir}/{endpoint.fqdn}",
         fqdn=endpoint.fqdn,
         certificate=certificate,
-        key_public_pem=endpoint_files[endpoint.fqdn].key_public_pem,
+        key_public_pem=serving_state(certificate, endpoint_files[endpoint.fqdn]).key_public_pem,
         installed=installed.get(endpoint.fqdn),
         profile=settings.pfx_profile,
         password=receiver.pfx_password,

@@ -8,6 +8,7 @@ nothing else.
 from pyinfra import host
 from pyinfra.operations import systemd
 
+from bars_receiver.certificate_operations import serving_state
 from bars_receiver.nginx import LIVE_CONFIG, NginxLoaded, Site, checked_config, reload, render_config
 from bars_receiver.operations import file_atomically
 
@@ -29,7 +30,9 @@ for endpoint in receiver.endpoints:
     if endpoint.fqdn not in receiver.certificates:
         continue
     directory = receiver.endpoint_dir(endpoint.fqdn)
-    has_passphrase = endpoint_files[endpoint.fqdn].key_pass is not None
+    # After a renewal's key swap, the key that serves is the one that was in next/.
+    serving = serving_state(receiver.certificates[endpoint.fqdn], endpoint_files[endpoint.fqdn])
+    has_passphrase = serving.key_pass is not None
     sites.append(Site(
         fqdn=endpoint.fqdn,
         chain=f"{directory}/chain.pem",
