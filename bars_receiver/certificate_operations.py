@@ -34,21 +34,40 @@ PROFILES = {
 HASH_ROUNDS = 100000  # sha512-crypt rounds for the recorded password hash
 _RECORD = re.compile(r"^\$6\$(rounds=\d+\$)?[A-Za-z0-9./]{1,16}\$[A-Za-z0-9./]{86}$")
 
+# Shared by the install and swap scripts, which set $dir and $unchanged first: fail() removes
+# what was staged and stops; public_key() reads a key with the key.pass beside it, if any;
+# place_staged() renames the staged certificate files into place.
+_STAGED_CERTIFICATES = r"""
+fail() {
+  rm -f .cert.pem.new .chain.pem.new .ca.pem.new
+  echo "$dir: $*; nothing was switched ($unchanged)" >&2
+  exit 1
+}
+public_key() {
+  if [ -f "${1%/*}/key.pass" ]; then passin="file:${1%/*}/key.pass"; else passin=pass:; fi
+  openssl pkey -in "$1" -passin "$passin" -pubout 2>/dev/null
+}
+place_staged() {
+  for f in ca.pem chain.pem cert.pem; do
+    if [ -f ".$f.new" ]; then
+      chown root:root ".$f.new"
+      chmod 0644 ".$f.new"
+      mv -f ".$f.new" "$f"
+    fi
+  done
+}
+"""
+
 # The host compares the public key of every certificate it is about to install with key.pem's
 # before it renames anything into place; on a mismatch it removes what was staged and stops.
 INSTALL_SCRIPT = r"""
 set -e
 umask 022
-dir=$1
+dir=$1 unchanged="cert.pem, chain.pem and ca.pem are as they were"
 cd "$dir"
-fail() {
-  rm -f .cert.pem.new .chain.pem.new .ca.pem.new
-  echo "$dir: $*; nothing was switched (cert.pem, chain.pem and ca.pem are as they were)" >&2
-  exit 1
-}
+""" + _STAGED_CERTIFICATES + r"""
 [ -f key.pem ] || fail "there is no key.pem"
-if [ -f key.pass ]; then passin=file:key.pass; else passin=pass:; fi
-key=$(openssl pkey -in key.pem -passin "$passin" -pubout 2>/dev/null) || fail "openssl cannot read key.pem"
+key=$(public_key ./key.pem) || fail "openssl cannot read key.pem"
 for f in cert.pem chain.pem; do
   if [ -f ".$f.new" ]; then file=".$f.new"; else file=$f; fi
   [ -f "$file" ] || fail "$f is missing"
@@ -61,13 +80,7 @@ if [ -f .cert.pem.new ] && [ -f cert.pem ]; then
   old="archive/cert-$(sha256sum < cert.pem | cut -c1-16).pem"
   [ -e "$old" ] || cp -p cert.pem "$old"
 fi
-for f in ca.pem chain.pem cert.pem; do
-  if [ -f ".$f.new" ]; then
-    chown root:root ".$f.new"
-    chmod 0644 ".$f.new"
-    mv -f ".$f.new" "$f"
-  fi
-done
+place_staged
 """
 
 # A renewal: the new certificate is for the key staged in next/. The host checks that first; then
@@ -78,16 +91,11 @@ done
 SWAP_SCRIPT = r"""
 set -e
 umask 077
-dir=$1
+dir=$1 unchanged="the live key and certificate are as they were"
 cd "$dir"
-fail() {
-  rm -f .cert.pem.new .chain.pem.new .ca.pem.new
-  echo "$dir: $*; nothing was switched (the live key and certificate are as they were)" >&2
-  exit 1
-}
+""" + _STAGED_CERTIFICATES + r"""
 [ -f next/key.pem ] || fail "there is no next/key.pem"
-if [ -f next/key.pass ]; then passin=file:next/key.pass; else passin=pass:; fi
-key=$(openssl pkey -in next/key.pem -passin "$passin" -pubout 2>/dev/null) || fail "openssl cannot read next/key.pem"
+key=$(public_key next/key.pem) || fail "openssl cannot read next/key.pem"
 for f in cert.pem chain.pem; do
   [ -f ".$f.new" ] || fail "the new $f was not staged"
   certkey=$(openssl x509 -in ".$f.new" -noout -pubkey 2>/dev/null) || fail "openssl cannot read the new $f"
@@ -104,13 +112,7 @@ done
 if [ -f next/key.pass ]; then mv -f next/key.pass key.pass; else rm -f key.pass; fi
 mv -f next/key.pem key.pem
 if [ -f next/csr.pem ]; then mv -f next/csr.pem csr.pem; else rm -f csr.pem; fi
-for f in ca.pem chain.pem cert.pem; do
-  if [ -f ".$f.new" ]; then
-    chown root:root ".$f.new"
-    chmod 0644 ".$f.new"
-    mv -f ".$f.new" "$f"
-  fi
-done
+place_staged
 rmdir next 2>/dev/null || true
 echo "$dir: renewed; the previous key and certificate are in $dir/$old"
 """
