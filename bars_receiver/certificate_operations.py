@@ -23,7 +23,7 @@ from .certificate_facts import (
 )
 from .certificates import IssuedCertificate
 from .facts import NEXT, EndpointState, FileMeta
-from .x509 import public_key_der
+from .x509 import public_key_der, sha256_hex
 
 PROFILES = {
     # OpenSSL 3's own defaults, spelt out: PBES2/PBKDF2 with AES-256-CBC, HMAC-SHA256 MAC.
@@ -185,10 +185,6 @@ def _sh(script: str, *args: object) -> StringCommand:
     return StringCommand("sh", "-c", QuoteString(script), "bars", *(QuoteString(str(arg)) for arg in args))
 
 
-def _sha256(text: str | bytes) -> str:
-    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
-
-
 def _meta_is(meta: FileMeta | None, mode: str, gid: int) -> bool:
     return meta is not None and meta.mode == mode and meta.uid == 0 and meta.gid == gid
 
@@ -232,9 +228,9 @@ def rebuild_reasons(
     if not record:
         return ["nothing records what the PFX was built from"]
     reasons = []
-    if record.get("chain_sha256") != _sha256(certificate.chain_pem):
+    if record.get("chain_sha256") != sha256_hex(certificate.chain_pem):
         reasons.append("the certificate or its chain changed")
-    if record.get("key_sha256") != _sha256(public_key_der(key_public_pem)):
+    if record.get("key_sha256") != sha256_hex(public_key_der(key_public_pem)):
         reasons.append("the key changed")
     if record.get("profile") != profile:
         reasons.append(f"the profile changed from {record.get('profile')} to {profile}")
@@ -270,7 +266,7 @@ def endpoint_certificate(directory: str, certificate: IssuedCertificate, install
         endpoint_certificate(name="Certificate for BaRS-INT-...", directory=..., certificate=..., installed=...)
     """
     wanted = {CERT: certificate.leaf_pem, CHAIN: certificate.chain_pem, CA: certificate.ca_pem}
-    stale = [name for name, text in wanted.items() if installed.files.get(name) != _sha256(text)]
+    stale = [name for name, text in wanted.items() if installed.files.get(name) != sha256_hex(text)]
     if swap_keys:
         stale = list(wanted)  # the swap script checks and renames all three together
     if stale:
@@ -372,7 +368,7 @@ def key_role(certificate: IssuedCertificate, state: EndpointState | None) -> str
         return None
     for role, part in (("live", state), ("next", state.next)):
         if part is not None and part.key_public_pem is not None and \
-                _sha256(public_key_der(part.key_public_pem)) == certificate.public_key_sha256:
+                sha256_hex(public_key_der(part.key_public_pem)) == certificate.public_key_sha256:
             return role
     return None
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .errors import Problem
+from .x509 import colon_hex, fingerprint, sha256_hex, spki_der
 
 CERT_SUFFIX = ".cer"
 NEXT_CSR_SUFFIX = ".next.csr"  # the renewal request pack's CSR, for the key staged in next/
@@ -127,14 +128,6 @@ def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     return True
 
 
-def spki_der(public_key) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def colon_hex(digest: bytes) -> str:
-    return ":".join(f"{byte:02X}" for byte in digest)
-
-
 def normalise_fingerprint(value: str) -> str:
     """'7e05fa...' or '7E:05:FA:...' -> '7E:05:FA:...'; ValueError unless SHA-1 or SHA-256 sized."""
     digits = "".join(ch for ch in value if ch not in ": ").upper()
@@ -148,7 +141,7 @@ def normalise_fingerprint(value: str) -> str:
 
 def _fingerprints(cert: x509.Certificate) -> dict[str, str]:
     der = _der(cert)
-    return {"SHA-1": colon_hex(hashlib.sha1(der).digest()), "SHA-256": colon_hex(hashlib.sha256(der).digest())}
+    return {"SHA-1": colon_hex(hashlib.sha1(der).digest()), "SHA-256": fingerprint(der)}
 
 
 def _date(moment: datetime) -> str:
@@ -331,15 +324,15 @@ def _check_key(leaf: x509.Certificate, csr_path: Path, csr_label: str,
         if cert_key == next_key:
             return True
         raise CertificateProblem(
-            f"is for another key: its public key SHA-256 is {colon_hex(hashlib.sha256(cert_key).digest())} but "
-            f"{csr_label} (this endpoint's live key) has {colon_hex(hashlib.sha256(csr_key).digest())} and "
-            f"{next_csr_label} (its next key, staged for renewal) has {colon_hex(hashlib.sha256(next_key).digest())}. "
+            f"is for another key: its public key SHA-256 is {fingerprint(cert_key)} but "
+            f"{csr_label} (this endpoint's live key) has {fingerprint(csr_key)} and "
+            f"{next_csr_label} (its next key, staged for renewal) has {fingerprint(next_key)}. "
             "NHS England signed a different CSR, or the certificate belongs to another endpoint: send them "
             f"{next_csr_label} again"
         )
     raise CertificateProblem(
-        f"is for another key: its public key SHA-256 is {colon_hex(hashlib.sha256(cert_key).digest())} but "
-        f"{csr_label} (this endpoint's key) has {colon_hex(hashlib.sha256(csr_key).digest())}. NHS England "
+        f"is for another key: its public key SHA-256 is {fingerprint(cert_key)} but "
+        f"{csr_label} (this endpoint's key) has {fingerprint(csr_key)}. NHS England "
         "signed a different CSR, or the certificate belongs to another endpoint: send them this endpoint's CSR again"
     )
 
@@ -472,7 +465,7 @@ def check_certificate(data: bytes, fqdn: str, csr_path: Path, csr_label: str, bu
         ca_pem=bundle.pem,
         not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc,
-        public_key_sha256=hashlib.sha256(key_der).hexdigest(),
+        public_key_sha256=sha256_hex(key_der),
         issuer=leaf.issuer.rfc4514_string(),
         serial=f"{leaf.serial_number:X}",
         fingerprint_sha256=_fingerprints(leaf)["SHA-256"],

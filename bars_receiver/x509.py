@@ -13,9 +13,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 
+def spki_der(public_key) -> bytes:
+    """The DER SubjectPublicKeyInfo: what "the same key" means when comparing keys."""
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def public_key_der(public_key_pem: str) -> bytes:
-    key = serialization.load_pem_public_key(public_key_pem.encode())
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return spki_der(serialization.load_pem_public_key(public_key_pem.encode()))
 
 
 def key_bits(public_key_pem: str) -> int:
@@ -23,13 +27,17 @@ def key_bits(public_key_pem: str) -> int:
     return serialization.load_pem_public_key(public_key_pem.encode()).key_size
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def sha256_hex(data: str | bytes) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def colon_hex(digest: bytes) -> str:
+    return ":".join(f"{byte:02X}" for byte in digest)
 
 
 def fingerprint(data: bytes) -> str:
     """SHA-256 as colon-separated hex, the form people compare by eye."""
-    return ":".join(f"{byte:02X}" for byte in hashlib.sha256(data).digest())
+    return colon_hex(hashlib.sha256(data).digest())
 
 
 def csr_problem(csr_pem: str, fqdn: str, public_key_pem: str) -> str | None:
@@ -45,9 +53,7 @@ def csr_problem(csr_pem: str, fqdn: str, public_key_pem: str) -> str | None:
         return f"the CSR subject is {csr.subject.rfc4514_string()!r}; it must be exactly 'CN={fqdn}'"
     if len(csr.attributes) or len(csr.extensions):
         return "the CSR carries attributes or extensions; it must hold the CN alone"
-    csr_key = csr.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    csr_key = spki_der(csr.public_key())
     if csr_key != public_key_der(public_key_pem):
         return "the CSR is for a different key than the endpoint's private key"
     return None
