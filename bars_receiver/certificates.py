@@ -91,6 +91,7 @@ class CertificateCheck:
     certificates: dict[str, IssuedCertificate] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    bundle: CABundle | None = None  # files/ca/<inventory>/, when there was a reason to read it
 
 
 def utcnow() -> datetime:
@@ -521,7 +522,7 @@ def check_inventory_certificates(
     bundle_needed = bool(found) or _has_ca_files(ca_root / inventory)
     if not bundle_needed:
         return result
-    bundle = load_ca_bundle(ca_root / inventory, ca_label, ca_pins, pins_file)
+    bundle = result.bundle = load_ca_bundle(ca_root / inventory, ca_label, ca_pins, pins_file)
     result.problems += bundle.problems
     if bundle.problems:
         return result  # an untrusted bundle cannot vouch for anything

@@ -18,7 +18,7 @@ from pydantic import SecretStr, ValidationError
 
 from pyinfra import logger
 
-from .certificates import IssuedCertificate, check_inventory_certificates, load_ca_bundle
+from .certificates import CABundle, IssuedCertificate, check_inventory_certificates, load_ca_bundle
 from .crl import check_client_crl
 from .errors import InventoryError, Problem
 from .fqdn import check_fqdn, convention_pattern, derive_fqdn
@@ -110,6 +110,7 @@ class _Loader:
         self.file = _relative(yaml_path, project_dir)
         self.problems: list[Problem] = []
         self.sources: dict[str, str] = {}  # setting name -> file that supplied it
+        self.ca_bundle: CABundle | None = None  # files/ca/<inventory>/ as the certificate check read it
 
     def fail(self, field: str, message: str, file: str | None = None) -> None:
         self.problems.append(Problem(file or self.file, field, message))
@@ -232,6 +233,7 @@ class _Loader:
         self.problems += check.problems
         for warning in check.warnings:
             logger.warning(warning)
+        self.ca_bundle = check.bundle
         return check.certificates
 
     def client_crl(self, settings: Settings) -> str | None:
@@ -239,7 +241,7 @@ class _Loader:
         if settings.client_crl is None:
             return None
         inventory = self.yaml_path.stem
-        bundle = load_ca_bundle(self.project_dir / "files" / "ca" / inventory, f"files/ca/{inventory}/")
+        bundle = self.ca_bundle or load_ca_bundle(self.project_dir / "files" / "ca" / inventory, f"files/ca/{inventory}/")
         check = check_client_crl(self.project_dir / settings.client_crl, bundle)
         file, field = self.setting_field("client_crl")
         for message in check.problems:
