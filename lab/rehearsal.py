@@ -21,8 +21,6 @@ import time
 import uuid
 from pathlib import Path
 
-import yaml
-
 from .ca import LabCA
 from .host import Lab, LabError
 
@@ -41,10 +39,11 @@ def deploy(lab: Lab) -> None:
         raise SystemExit("the deploy failed (see above)")
 
 
-def lab_endpoints() -> list[str]:
+def lab_receivers():
+    """The validated lab inventory: the same settings the deploy used (endpoints, listen_port)."""
     from bars_receiver.inventory import load_hosts
 
-    return [e.fqdn for _, data in load_hosts(REPO / "inventories" / "lab.yml") for e in data["receiver"].endpoints]
+    return [data["receiver"] for _, data in load_hosts(REPO / "inventories" / "lab.yml")]
 
 
 def call(lab: Lab, fqdn: str, client: Path, port: int) -> bool:
@@ -100,13 +99,13 @@ def main() -> int:
         say("deploy again: certificates, PKCS#12, nginx")
         deploy(lab)
 
-    port = yaml.safe_load((REPO / "inventories" / "lab.yml").read_text()).get("settings", {}).get("listen_port", 443)
     say(f"TLS-MA calls from {PROXY} (the BaRS proxy's stand-in) with a lab client certificate")
     with tempfile.TemporaryDirectory() as client:
         key, cert = ca.issue_client("bars-proxy.lab.nhs.uk")
         (Path(client) / "client.key").write_bytes(key)
         (Path(client) / "client.pem").write_bytes(cert)
-        results = [call(lab, fqdn, Path(client), port) for fqdn in lab_endpoints()]
+        results = [call(lab, endpoint.fqdn, Path(client), receiver.settings.listen_port)
+                   for receiver in lab_receivers() for endpoint in receiver.endpoints]
     if not all(results):
         return 1
     print("\nThe lab host is up: bin/lab ssh for a shell, bin/lab down to remove it.")
