@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import FactBase, StringCommand
 
 from .facts import FileMeta
+from .shell import script_command
 
 CERT = "cert.pem"
 CHAIN = "chain.pem"
@@ -121,10 +122,7 @@ class CertificateFiles(FactBase):
 
     def command(self, base_dir: str, app_dir: str, password_source: str = "generated",
                 app_group: str | None = None) -> StringCommand:
-        return StringCommand(
-            "sh", "-c", QuoteString(_SCRIPT), "certificate-files",
-            QuoteString(base_dir), QuoteString(app_dir), QuoteString(password_source), QuoteString(app_group or ""),
-        )
+        return script_command(_SCRIPT, base_dir, app_dir, password_source, app_group or "", name="certificate-files")
 
     def process(self, output: list[str]) -> InstalledCertificates:
         result = InstalledCertificates()

@@ -16,13 +16,14 @@ from io import StringIO
 
 from pydantic import SecretStr
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, OperationError, operation
 
 from .certificate_facts import (
     CA, CERT, CHAIN, ENV_TEXT_FUNCTION, HANDOFF_FILES, PFX, PFX_PASSWORD, InstalledCertificate,
 )
 from .certificates import IssuedCertificate
 from .facts import NEXT, EndpointState, FileMeta
+from .shell import script_command
 from .x509 import public_key_der, sha256_hex
 
 PROFILES = {
@@ -181,10 +182,6 @@ class SharedList(list):
         return self
 
 
-def _sh(script: str, *args: object) -> StringCommand:
-    return StringCommand("sh", "-c", QuoteString(script), "bars", *(QuoteString(str(arg)) for arg in args))
-
-
 def _meta_is(meta: FileMeta | None, mode: str, gid: int) -> bool:
     return meta is not None and meta.mode == mode and meta.uid == 0 and meta.gid == gid
 
@@ -272,11 +269,11 @@ def endpoint_certificate(directory: str, certificate: IssuedCertificate, install
     if stale:
         for name in stale:
             yield FileUploadCommand(StringIO(wanted[name]), f"{directory}/.{name}.new")
-        yield _sh(SWAP_SCRIPT if swap_keys else INSTALL_SCRIPT, directory)
+        yield script_command(SWAP_SCRIPT if swap_keys else INSTALL_SCRIPT, directory)
         return
     loose = [name for name in wanted if not _meta_is(installed.modes.get(name), "644", 0)]
     for name in loose:
-        yield _sh('chown root:root "$1" && chmod 0644 "$1"', f"{directory}/{name}")
+        yield script_command('chown root:root "$1" && chmod 0644 "$1"', f"{directory}/{name}")
     if not loose:
         host.noop(f"certificate {directory}/{CERT} already installed (expires {certificate.not_after:%Y-%m-%d})")
 
@@ -329,29 +326,29 @@ def pkcs12_bundle(
         if password is not None:
             staged = f"{handoff_dir}/.{PFX_PASSWORD}.new"
             # Created empty and 0600 inside a 0700 directory first, so the upload never makes a readable file.
-            yield _sh('umask 077; mkdir -p "$1"; rm -f "$2"; : > "$2"', handoff_dir, staged)
+            yield script_command('umask 077; mkdir -p "$1"; rm -f "$2"; : > "$2"', handoff_dir, staged)
             yield FileUploadCommand(StringIO(password.get_secret_value() + "\n"), staged)
             source = "upload"
         elif PFX_PASSWORD in installed.modes and installed.inputs.get("password_source") != "env":
             source = "keep"
         else:
             source = "generate"
-        yield _sh(BUILD_SCRIPT, key_dir, handoff_dir, fqdn, profile, source,
+        yield script_command(BUILD_SCRIPT, key_dir, handoff_dir, fqdn, profile, source,
                   "env" if password is not None else "generated", group, dir_mode, file_mode,
                   password_salt(host.name) if password is not None else "")
         return
 
     changed = False
     if not _meta_is(installed.app_dir, dir_mode, gid):
-        yield _sh('chown root:"$2" "$1" && chmod "$3" "$1"', handoff_dir, group, dir_mode)
+        yield script_command('chown root:"$2" "$1" && chmod "$3" "$1"', handoff_dir, group, dir_mode)
         changed = True
     for name in HANDOFF_FILES:
         meta = installed.modes.get(name)
         if meta is not None and not _meta_is(meta, file_mode, gid):
-            yield _sh('chown root:"$2" "$1" && chmod "$3" "$1"', f"{handoff_dir}/{name}", group, file_mode)
+            yield script_command('chown root:"$2" "$1" && chmod "$3" "$1"', f"{handoff_dir}/{name}", group, file_mode)
             changed = True
     if not installed.env_current:
-        yield _sh(WRITE_ENV_SCRIPT, handoff_dir, group, file_mode)
+        yield script_command(WRITE_ENV_SCRIPT, handoff_dir, group, file_mode)
         changed = True
     if not changed:
         host.noop(f"PKCS#12 {handoff_dir}/{PFX} already built from this key, certificate, profile and password")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import FactBase, StringCommand
+
+from .shell import script_command
 
 KEY = "key.pem"
 KEY_PASSPHRASE = "key.pass"
@@ -94,7 +96,7 @@ class EndpointFiles(FactBase):
     default = dict
 
     def command(self, base_dir: str) -> StringCommand:
-        return StringCommand("sh", "-c", QuoteString(_SCRIPT), "endpoint-files", QuoteString(base_dir))
+        return script_command(_SCRIPT, base_dir, name="endpoint-files")
 
     def process(self, output: list[str]) -> dict[str, EndpointState]:
         states: dict[str, EndpointState] = {}

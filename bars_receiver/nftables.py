@@ -25,10 +25,11 @@ from io import StringIO
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from .settings import Network
+from .shell import script_command
 
 FAMILY = "inet"
 TABLE = "bars_receiver"
@@ -160,9 +161,7 @@ if printf '%s\\n' "$tables" | grep -qxF "table $1 $2"; then exec nft -j list tab
         return "nft"
 
     def command(self, family: str, table: str) -> StringCommand:
-        return StringCommand(
-            "sh", "-c", QuoteString(self._SCRIPT), "nftables-table", QuoteString(family), QuoteString(table)
-        )
+        return script_command(self._SCRIPT, family, table, name="nftables-table")
 
     def process(self, output: list[str]) -> dict[str, Any]:
         return table_state(json.loads("\n".join(output)))
@@ -190,7 +189,7 @@ mv -f "$staged" "$path"
 
 def apply_command(candidate: str, path: str) -> StringCommand:
     """Check ``candidate`` with ``nft -c``, apply it with one ``nft -f``, then keep it at ``path``."""
-    return StringCommand("sh", "-c", QuoteString(_APPLY), "bars-firewall", QuoteString(candidate), QuoteString(path))
+    return script_command(_APPLY, candidate, path, name="bars-firewall")
 
 
 @operation()

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from .settings import HostSettings
+from .shell import script_command
 from .templates import render
 from .x509 import sha256_hex
 
@@ -101,7 +102,7 @@ def checked_config(config: str, scratch_dir: str, live: str = LIVE_CONFIG, candi
         host.noop(f"{live} is already up to date")
         return
     yield FileUploadCommand(StringIO(config), candidate)
-    yield StringCommand("sh", "-c", QuoteString(_CHECK_AND_SWAP), "bars", candidate, live, scratch_dir)
+    yield script_command(_CHECK_AND_SWAP, candidate, live, scratch_dir)
 
 
 # A digest of everything nginx serves from: the live file and every file it names with an ssl_*
@@ -127,7 +128,7 @@ class NginxLoaded(FactBase):
 
     def command(self, live: str, marker: str) -> StringCommand:
         script = _SERVED_DIGEST + '[ -f "$2" ] && [ "$(cat "$2")" = "$(served_digest "$1")" ] && echo current || echo stale'
-        return StringCommand("sh", "-c", QuoteString(script), "nginx-loaded", QuoteString(live), QuoteString(marker))
+        return script_command(script, live, marker, name="nginx-loaded")
 
     def process(self, output: list[str]) -> bool:
         return output == ["current"]
@@ -174,4 +175,4 @@ def reload(marker: str, live: str = LIVE_CONFIG):
 
         reload(name="Reload nginx", marker="/etc/bars-receiver/nginx-loaded", _if=config.did_change)
     """
-    yield StringCommand("sh", "-c", QuoteString(_RELOAD), "nginx-reload", QuoteString(live), QuoteString(marker))
+    yield script_command(_RELOAD, live, marker, name="nginx-reload")

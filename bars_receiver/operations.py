@@ -10,10 +10,11 @@ from io import StringIO
 
 from pydantic import SecretStr
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, OperationError, operation
 from pyinfra.facts.files import File, Sha256File
 
 from .facts import CSR, KEY, KEY_PASSPHRASE, EndpointState
+from .shell import script_command
 from .x509 import csr_problem, sha256_hex
 
 STAGED_PASSPHRASE = ".key.pass.new"
@@ -49,10 +50,6 @@ mv -f .csr.pem.new csr.pem
 """
 
 
-def _sh(script: str, *args: object) -> StringCommand:
-    return StringCommand("sh", "-c", QuoteString(script), "bars", *(QuoteString(str(arg)) for arg in args))
-
-
 @operation()
 def private_key(
     directory: str,
@@ -75,9 +72,9 @@ def private_key(
         private_key(name="Private key for BaRS-INT-RX809...", directory=..., state=..., key_size=2048)
     """
     if state is None or state.dir is None:
-        yield _sh('umask 077; mkdir -p "$1"', directory)
+        yield script_command('umask 077; mkdir -p "$1"', directory)
     elif not state.dir.root_only:
-        yield _sh('chown root:root "$1" && chmod 0700 "$1"', directory)
+        yield script_command('chown root:root "$1" && chmod 0700 "$1"', directory)
 
     if state is not None and state.key is not None:
         if state.key_unreadable:
@@ -91,7 +88,7 @@ def private_key(
             if meta is not None and (meta.mode != "600" or not meta.root_only)
         ]
         for path in loose:
-            yield _sh('chown root:root "$1" && chmod 0600 "$1"', path)
+            yield script_command('chown root:root "$1" && chmod 0600 "$1"', path)
         if not loose:
             host.noop(f"private key {directory}/{KEY} already exists")
         return
@@ -99,9 +96,9 @@ def private_key(
     if passphrase is not None:
         staged = f"{directory}/{STAGED_PASSPHRASE}"
         # Created empty and 0600 first, so the upload never makes a readable file.
-        yield _sh('rm -f "$1"; umask 077; : > "$1"', staged)
+        yield script_command('rm -f "$1"; umask 077; : > "$1"', staged)
         yield FileUploadCommand(StringIO(passphrase.get_secret_value()), staged)
-    yield _sh(_MAKE_KEY, directory, key_size, "encrypted" if passphrase is not None else "plain")
+    yield script_command(_MAKE_KEY, directory, key_size, "encrypted" if passphrase is not None else "plain")
 
 
 @operation()
@@ -123,7 +120,7 @@ def certificate_request(directory: str, fqdn: str, state: EndpointState | None):
     if reason is None:
         host.noop(f"CSR {directory}/{CSR} already matches the key and CN={fqdn}")
         return
-    yield _sh(_MAKE_CSR, directory, fqdn)
+    yield script_command(_MAKE_CSR, directory, fqdn)
 
 
 def csr_reason(fqdn: str, state: EndpointState | None) -> str | None:
@@ -158,8 +155,8 @@ def file_atomically(path: str, content: str, mode: str = "644"):
         if meta and meta["mode"] == int(mode) and meta["user"] == "root" and meta["group"] == "root":
             host.noop(f"{path} is already up to date")
             return
-        yield _sh('chown root:root "$1" && chmod "$2" "$1"', path, mode)
+        yield script_command('chown root:root "$1" && chmod "$2" "$1"', path, mode)
         return
     staged = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.new"
     yield FileUploadCommand(StringIO(content), staged)
-    yield _sh('chown root:root "$1" && chmod "$2" "$1" && mv -f "$1" "$3"', staged, mode, path)
+    yield script_command('chown root:root "$1" && chmod "$2" "$1" && mv -f "$1" "$3"', staged, mode, path)
