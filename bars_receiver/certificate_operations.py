@@ -23,6 +23,7 @@ from .certificate_facts import (
 )
 from .certificates import IssuedCertificate
 from .facts import NEXT, EndpointState, FileMeta
+from .operations import upload_secret
 from .shell import script_command
 from .x509 import public_key_der, sha256_hex
 
@@ -324,10 +325,7 @@ def pkcs12_bundle(
     reasons = rebuild_reasons(certificate, key_public_pem, installed, profile, password)
     if reasons:
         if password is not None:
-            staged = f"{handoff_dir}/.{PFX_PASSWORD}.new"
-            # Created empty and 0600 inside a 0700 directory first, so the upload never makes a readable file.
-            yield script_command('umask 077; mkdir -p "$1"; rm -f "$2"; : > "$2"', handoff_dir, staged)
-            yield FileUploadCommand(StringIO(password.get_secret_value() + "\n"), staged)
+            yield from upload_secret(f"{handoff_dir}/.{PFX_PASSWORD}.new", password.get_secret_value() + "\n")
             source = "upload"
         elif PFX_PASSWORD in installed.modes and installed.inputs.get("password_source") != "env":
             source = "keep"

@@ -50,6 +50,14 @@ mv -f .csr.pem.new csr.pem
 """
 
 
+def upload_secret(path: str, secret: str):
+    """Commands that put ``secret`` into ``path`` without a readable file ever existing: the file
+    (and its directory, if missing) is made 0600/0700 first, then the secret goes in over SFTP as
+    file contents, never as a command argument."""
+    yield script_command('umask 077; mkdir -p "${1%/*}"; rm -f "$1"; : > "$1"', path)
+    yield FileUploadCommand(StringIO(secret), path)
+
+
 @operation()
 def private_key(
     directory: str,
@@ -94,10 +102,7 @@ def private_key(
         return
 
     if passphrase is not None:
-        staged = f"{directory}/{STAGED_PASSPHRASE}"
-        # Created empty and 0600 first, so the upload never makes a readable file.
-        yield script_command('rm -f "$1"; umask 077; : > "$1"', staged)
-        yield FileUploadCommand(StringIO(passphrase.get_secret_value()), staged)
+        yield from upload_secret(f"{directory}/{STAGED_PASSPHRASE}", passphrase.get_secret_value())
     yield script_command(_MAKE_KEY, directory, key_size, "encrypted" if passphrase is not None else "plain")
 
 

@@ -308,7 +308,9 @@ def test_pfx_with_env_password_uploads_into_a_precreated_private_file(tmp_path, 
     commands = list(ops.pkcs12_bundle._inner(
         "/k", "/a/x", FQDN, certificate, public_pem(KEY), InstalledCertificate(), password=secret))
     create, upload, build_command = commands
-    assert ': > "$2"' in str(create.bits[2].obj if hasattr(create.bits[2], "obj") else create.bits[2])
+    script = str(create.bits[2].obj if hasattr(create.bits[2], "obj") else create.bits[2])
+    assert 'umask 077' in script and ': > "$1"' in script  # empty and private before the upload
+    assert create.get_raw_value().endswith("/a/x/.pfx.pass.new")
     assert isinstance(upload, FileUploadCommand) and upload.dest == "/a/x/.pfx.pass.new"
     assert upload.src.getvalue() == "never-in-argv-123\n"
     for command in (create, build_command):
