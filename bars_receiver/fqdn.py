@@ -23,7 +23,7 @@ def check_label(label: str, what: str) -> None:
         raise ValueError(f"{what} is empty; DNS labels need 1-63 letters, digits or hyphens")
     if len(label) > MAX_LABEL_LENGTH:
         raise ValueError(f"{what} {label!r} is {len(label)} characters; a DNS label holds at most 63")
-    if not _LABEL.match(label):
+    if not _LABEL.fullmatch(label):
         raise ValueError(
             f"{what} {label!r} is not a DNS label: use letters, digits and hyphens, "
             "not starting or ending with a hyphen"
@@ -32,7 +32,7 @@ def check_label(label: str, what: str) -> None:
 
 def check_ods(ods: str) -> str:
     """Return the ODS code upper-cased; ODS codes compare case-insensitively."""
-    if not _ODS.match(ods):
+    if not _ODS.fullmatch(ods):
         raise ValueError(
             f"{ods!r} is not an ODS code: use 3-12 letters or digits, optionally followed by a "
             "setting suffix such as '-pharmoutcomes' (e.g. 'RX809')"
@@ -71,7 +71,7 @@ def convention_pattern(convention: str) -> re.Pattern[str]:
             regex += rf"(?P<{part[1:-1]}>[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
         else:
             regex += re.escape(part)
-    return re.compile(f"^{regex}$", re.IGNORECASE)
+    return re.compile(f"^{regex}\\Z", re.IGNORECASE)
 
 
 def derive_fqdn(convention: str, **names: str) -> str:

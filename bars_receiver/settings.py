@@ -6,20 +6,19 @@ any host is touched (see ``inventory.py``). Tasks read only these objects.
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from pathlib import PurePosixPath
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator, SecretStr
 
+from . import grammar
+from .addresses import Network, check_union, parse_network
 from .certificates import IssuedCertificate, normalise_fingerprint
-from .fqdn import check_ods
+from .dn import normalise_dn
+from .fqdn import check_fqdn, check_label, check_ods
 
 Environment = Literal["int", "prod"]
 Hosting = Literal["supplier", "provider"]
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = ["Network", "parse_network"]  # re-exported: nftables.py and older callers import them from here
 
 
 class Strict(BaseModel):
@@ -28,29 +27,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def parse_network(value: object) -> Network:
-    """An address or CIDR; host bits set in a CIDR are refused, as they usually mean a typo."""
-    if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not an address; write it as a string such as '192.0.2.10' or '192.0.2.0/28'")
-    try:
-        network = ipaddress.ip_network(value, strict=True)
-    except ValueError:
-        try:
-            widened = ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is not an IPv4/IPv6 address or CIDR (e.g. '35.197.254.55' or '2001:db8::/64')"
-            ) from None
-        raise ValueError(f"{value!r} has host bits set; did you mean {str(widened)!r}?") from None
-    if network.prefixlen == 0:
-        raise ValueError(
-            f"{value!r} is every address: the listener would be open to the whole internet; "
-            "list the BaRS proxy egress addresses instead"
-        )
-    return network
+class StrictInput(Strict):
+    """A model read from inventory YAML or group data: no type is coerced (strict mode), so
+    YAML's ``"443"`` or ``true`` is refused where a number is needed, never converted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class Settings(Strict):
+def _grammar(check, *args):
+    """An AfterValidator running ``check(value, *args)``, for Annotated fields."""
+    return AfterValidator(lambda value: check(value, *args))
+
+
+Email = Annotated[str, _grammar(grammar.email)]
+EnvName = Annotated[str, _grammar(grammar.env_name)]
+DeployDir = Annotated[str, _grammar(grammar.deploy_dir)]
+
+
+class Settings(StrictInput):
     """Per-environment settings: group_data/all.py, then group_data/<env>.py, then the
     inventory's ``settings:`` block, later ones winning.
 
@@ -60,36 +54,48 @@ class Settings(Strict):
     environment: Environment
     fqdn_conventions: dict[Hosting, str]
     proxy_addresses: list[Annotated[Network, BeforeValidator(parse_network)]] = Field(min_length=1)
-    base_dir: str
+    base_dir: DeployDir
     listen_port: int = Field(ge=1, le=65535)
     key_size: Literal[2048, 3072, 4096]
-    key_passphrase_env: str | None
-    bars_team_email: str
-    certificate_request_email: str | None
+    key_passphrase_env: EnvName | None
+    bars_team_email: Email
+    certificate_request_email: Email | None
     request_route: Literal["itoc", "dir"]
-    tls_protocols: list[Literal["TLSv1.2", "TLSv1.3"]] = Field(min_length=1)
-    tls_ciphers: str
-    client_dn_allowlist: list[str]
+    tls_protocols: list[Literal["TLSv1.2", "TLSv1.3"]] = Field(min_length=1, max_length=2)
+    tls_ciphers: Annotated[str, _grammar(grammar.cipher_list)]
+    # Normalised to nginx's $ssl_client_s_dn form (dn.py); the loader notes any rewrite.
+    client_dn_allowlist: list[Annotated[str, _grammar(normalise_dn)]] = Field(max_length=100)
     upstream_timeout: int = Field(ge=1, le=31)
-    client_crl: str | None
-
-    @field_validator("client_crl")
-    @classmethod
-    def _crl_path(cls, value: str | None) -> str | None:
-        if value is not None:
-            path = PurePosixPath(value)
-            if path.is_absolute() or ".." in path.parts or not path.name:
-                raise ValueError(
-                    f"{value!r} must be a file in this repository, relative to its top, e.g. 'files/crl/int.crl'"
-                )
-        return value
+    client_crl: Annotated[str, _grammar(grammar.repository_file, "files/crl/int.crl")] | None
     # Issued certificates and PKCS#12 (docs/certificates.md).
-    ca_pins: dict[str, Annotated[str, AfterValidator(normalise_fingerprint)]]
+    ca_pins: dict[Annotated[str, _grammar(grammar.label_text, "pin label")],
+                  Annotated[str, AfterValidator(normalise_fingerprint)]]
     renewal_days: int = Field(ge=1, le=365)
     pfx_profile: Literal["modern", "legacy"]
-    pfx_password_env: str | None
+    pfx_password_env: EnvName | None
     app_group: str | None
-    app_dir: str
+    app_dir: DeployDir
+
+    @field_validator("fqdn_conventions")
+    @classmethod
+    def _conventions(cls, value: dict[str, str]) -> dict[str, str]:
+        for hosting, convention in value.items():
+            grammar.fqdn_convention(convention, hosting)
+        return value
+
+    @field_validator("proxy_addresses")
+    @classmethod
+    def _breadth(cls, value: list[Network]) -> list[Network]:
+        check_union(value)
+        return value
+
+    @field_validator("tls_protocols", "client_dn_allowlist")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        twice = sorted({item for item in value if value.count(item) > 1})
+        if twice:
+            raise ValueError(f"{twice[0]!r} is listed twice (after normalisation); list each once")
+        return value
 
     @model_validator(mode="after")
     def _dir_needs_an_address(self) -> "Settings":
@@ -99,118 +105,48 @@ class Settings(Strict):
             )
         return self
 
-    @field_validator("tls_ciphers")
-    @classmethod
-    def _ciphers(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_+!@=.-]+(:[A-Za-z0-9_+!@=.-]+)*", value):
-            raise ValueError(
-                f"{value!r} is not an OpenSSL cipher list; separate suite names with ':' "
-                "(e.g. 'ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256')"
-            )
-        return value
-
-    @field_validator("client_dn_allowlist")
-    @classmethod
-    def _dns(cls, value: list[str]) -> list[str]:
-        for dn in value:
-            if "=" not in dn or any(c in dn for c in "\"\n\r"):
-                raise ValueError(
-                    f"{dn!r} is not a subject DN as nginx shows it (RFC 2253, e.g. "
-                    "'CN=bars-proxy.int.api.service.nhs.uk,OU=Devices,O=nhs'); no quotes or newlines"
-                )
-        return value
-
     @field_validator("app_group")
     @classmethod
     def _group(cls, value: str | None) -> str | None:
-        if value is not None and (value == "root" or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value)):
-            raise ValueError(
-                f"{value!r} is not a usable group name; give the application's group such as 'barsapp' "
-                "(lower case, digits, '_' or '-'), or leave app_group unset to keep everything root-only"
-            )
-        return value
-
-    @field_validator("app_dir")
-    @classmethod
-    def _plain_dir(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9._/-]+", value):
-            raise ValueError(f"{value!r} must be a plain absolute path (letters, digits, '.', '_', '-', '/')")
-        return value
-
-    @field_validator("base_dir", "app_dir")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        path = PurePosixPath(value)
-        if not path.is_absolute() or ".." in path.parts or str(path) == "/":
-            raise ValueError(f"{value!r} must be an absolute directory below / such as '/etc/bars-receiver'")
-        return str(path)
-
-    @field_validator("key_passphrase_env", "pfx_password_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
-            raise ValueError(
-                f"{value!r} is not an environment variable name; use capitals, digits and "
-                "underscores such as 'BARS_INT_KEY_PASSPHRASE'"
-            )
-        return value
+        if value is not None and value == "root":
+            raise ValueError("'root' is not a usable group name: it would make the application's files root's; give the application's group "
+                             "such as 'barsapp', or leave app_group unset to keep everything root-only")
+        return value if value is None else grammar.unix_name(value, "group name", "barsapp")
 
 
-class Endpoint(Strict):
+def _label(value: str) -> str:
+    check_label(value, "name")
+    return value
+
+
+class Endpoint(StrictInput):
     """One receiver endpoint as written in the inventory. ``fqdn`` is resolved later against the
     environment's convention, because that needs the settings."""
 
-    ods: str
-    supplier: str | None = None
-    provider: str | None = None
+    ods: Annotated[str, _grammar(check_ods)]
+    supplier: Annotated[str, _grammar(_label)] | None = None
+    provider: Annotated[str, _grammar(_label)] | None = None
     hosting: Hosting = "supplier"
-    fqdn: str | None = None
-    upstream: str
-    receiver_path: str = "/"
-
-    @field_validator("ods")
-    @classmethod
-    def _ods(cls, value: str) -> str:
-        return check_ods(value)
-
-    @field_validator("upstream")
-    @classmethod
-    def _upstream(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"{value!r} is not an http(s) URL of the application; write e.g. 'http://127.0.0.1:5000'"
-            )
-        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-            raise ValueError(
-                f"{value!r} has a path, query or user; give scheme://host:port only, because the "
-                "request path is passed to the application unchanged (e.g. 'http://127.0.0.1:5000')"
-            )
-        return value.rstrip("/")
-
-    @field_validator("receiver_path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        # nginx matches the path as a prefix: without the closing "/", '/bars' would also take '/barsX'.
-        if (not value.startswith("/") or not value.endswith("/") or "//" in value
-                or any(c.isspace() or c in "?#;{}'\"" for c in value)):
-            raise ValueError(f"{value!r} must be a URL path that starts and ends with '/', e.g. '/' or '/bars/'")
-        return value
+    fqdn: Annotated[str, _grammar(check_fqdn)] | None = None
+    # Parsed and rebuilt as scheme://host[:port] (grammar.upstream): nginx gets the rebuilt form.
+    upstream: Annotated[str, _grammar(grammar.upstream)]
+    receiver_path: Annotated[str, _grammar(grammar.receiver_path)] = "/"
 
 
-SSHKey = Annotated[str, Field(min_length=1)]
+# A file on the controller that ssh reads (never rendered on a host): plain path characters.
+ControllerPath = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[A-Za-z0-9._/~+-]+$")]
 
 
-class HostEntry(Strict):
+class HostEntry(StrictInput):
     """A host in the inventory: pyinfra connection data and the endpoints it serves."""
 
-    ssh_hostname: str | None = None
+    ssh_hostname: Annotated[str, _grammar(grammar.host, "ssh_hostname")] | None = None
     ssh_port: int = Field(default=22, ge=1, le=65535)
-    ssh_user: str = "root"
-    ssh_key: SSHKey | None = None
-    ssh_known_hosts_file: str | None = None
+    ssh_user: Annotated[str, _grammar(grammar.unix_name, "user name", "root")] = "root"
+    ssh_key: ControllerPath | None = None
+    ssh_known_hosts_file: ControllerPath | None = None
     ssh_strict_host_key_checking: Literal["yes", "no", "accept-new", "off"] = "yes"
-    endpoints: list[Endpoint] = Field(min_length=1)
+    endpoints: list[Endpoint] = Field(min_length=1, max_length=100)
 
     def connection_data(self) -> dict[str, object]:
         data = self.model_dump(exclude={"endpoints"}, exclude_none=True)

@@ -120,7 +120,7 @@ def test_upstream_trailing_slash_is_dropped(tmp_path):
 @pytest.mark.parametrize("settings, field", [
     ({"tls_protocols": ["TLSv1.1"]}, "settings.tls_protocols[0]"),
     ({"tls_ciphers": "AES256 GCM"}, "settings.tls_ciphers"),
-    ({"client_dn_allowlist": ['CN="x"']}, "settings.client_dn_allowlist"),
+    ({"client_dn_allowlist": ['CN="x"']}, "settings.client_dn_allowlist[0]"),
     ({"upstream_timeout": 40}, "settings.upstream_timeout"),
 ])
 def test_bad_tls_settings_are_refused(tmp_path, settings, field):
