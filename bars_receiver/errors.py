@@ -18,6 +18,10 @@ class Problem:
         return f"{where}: {self.message}"
 
 
+# A junk file can yield thousands of problems; the first ones are what the operator fixes first.
+MAX_SHOWN = 50
+
+
 class InventoryError(PyinfraError):
     """Raised while pyinfra loads the inventory, so no host has been contacted yet."""
 
@@ -25,5 +29,7 @@ class InventoryError(PyinfraError):
         self.problems = problems
         count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
         lines = [f"invalid inventory ({count}); nothing was done on any host:"]
-        lines += [f"  - {problem}" for problem in problems]
+        lines += [f"  - {problem}" for problem in problems[:MAX_SHOWN]]
+        if len(problems) > MAX_SHOWN:
+            lines.append(f"  ... and {len(problems) - MAX_SHOWN} more problems, not shown; fix the ones above first")
         super().__init__("\n".join(lines))

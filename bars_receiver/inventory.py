@@ -7,42 +7,34 @@ run before any host is contacted.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
+import re
 import runpy
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
 from pydantic import SecretStr, ValidationError
 
 from pyinfra import logger
 
+from . import grammar
 from .certificates import CABundle, IssuedCertificate, check_inventory_certificates, load_ca_bundle
 from .crl import check_client_crl
+from .dn import notes as dn_notes
 from .errors import InventoryError, Problem
 from .fqdn import check_fqdn, convention_pattern, derive_fqdn
 from .settings import Endpoint, HostEntry, HostSettings, ResolvedEndpoint, Settings
+from .yaml12 import YamlProblem, load_file
 
 TOP_LEVEL_KEYS = ("environment", "settings", "hosts")
 ENVIRONMENTS = ("int", "prod")
 MIN_PASSPHRASE = 4  # openssl refuses shorter PEM passphrases
 MIN_PFX_PASSWORD = 8
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys; a host listed twice would silently vanish."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})", key_node.start_mark
-                )
-            seen[key] = key_node.start_mark.line
-        return super().construct_mapping(node, deep=deep)
+# Settings an inventory may override although group_data/<environment>.py sets them: NHS England
+# publishes new proxy addresses from time to time (and the lab needs its own).
+ENVIRONMENT_OVERRIDABLE = frozenset({"proxy_addresses"})
 
 
 def format_loc(loc: tuple[Any, ...]) -> str:
@@ -62,12 +54,40 @@ def _problems_from(error: ValidationError, where) -> list[Problem]:
             problems.append(Problem(file, field, _unknown_key_message(str(item["loc"][-1]))))
         elif item["type"] == "missing":
             problems.append(Problem(file, field, "is required but missing"))
+        elif item["type"] in _TYPES:
+            problems.append(Problem(file, field, _type_message(_TYPES[item["type"]], item["input"])))
         else:
             message = item["msg"].removeprefix("Value error, ")
             if item["type"] != "value_error":
                 message += f" (got {item['input']!r})"
             problems.append(Problem(file, field, message))
     return problems
+
+
+# pydantic's strict type errors -> what the setting needs, in YAML's words.
+_TYPES = {"int_type": "a whole number", "string_type": "text", "list_type": "a list", "dict_type": "a mapping",
+          "bool_type": "true or false", "float_type": "a number", "int_from_float": "a whole number"}
+
+
+def _yaml_kind(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    for kind, name in ((bool, "a boolean"), (int, "a number"), (float, "a decimal number"), (str, "text"),
+                       (list, "a list"), (dict, "a mapping")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _type_message(needed: str, value: object) -> str:
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    message = f"must be {needed}, but the YAML gives {_yaml_kind(value)}: {shown}; values are never converted"
+    if isinstance(value, str) and needed == "a whole number":
+        if value.strip().lstrip("+-").isdigit():
+            message += f" (write {int(value)} without quotes or leading zeros)"
+        elif value.lower() in ("on", "off", "yes", "no", "y", "n"):
+            message += " (inventories are read as YAML 1.2, where on/off/yes/no are text, not 1/0)"
+    return message
 
 
 def _unknown_key_message(key: str) -> str:
@@ -83,15 +103,41 @@ def _all_field_names() -> set[str]:
     return names
 
 
+class GroupDataError(Exception):
+    """A group data file that does not run."""
+
+
 def _group_data(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    values = runpy.run_path(str(path))
+    try:
+        values = runpy.run_path(str(path))
+    except Exception as error:  # noqa: BLE001 - any failure of the file becomes a message naming it
+        raise GroupDataError(f"does not run as Python: {type(error).__name__}: {error}") from None
     return {
         key: value
         for key, value in values.items()
         if not key.startswith("_") and not isinstance(value, ModuleType) and not callable(value)
     }
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+
+
+def _shown(key: object) -> str:
+    """A key from the YAML as it may appear in a message: printable, short."""
+    text = str(key)
+    return text if len(text) <= 60 and text.isprintable() else repr(text)[:60]
+
+
+def _machine(address: str) -> str:
+    name = address.lower().rstrip(".")
+    if name in ("localhost", "localhost.localdomain"):
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -117,12 +163,15 @@ class _Loader:
 
     def read_yaml(self) -> dict[str, Any]:
         try:
-            document = yaml.load(self.yaml_path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+            document = load_file(self.yaml_path)
         except FileNotFoundError:
             self.fail("", "file not found; each inventories/<name>.py reads inventories/<name>.yml beside it")
             return {}
-        except yaml.YAMLError as error:
-            self.fail("", f"is not valid YAML: {error}".replace("\n", " "))
+        except YamlProblem as error:
+            self.fail("", str(error))
+            return {}
+        except OSError as error:
+            self.fail("", f"cannot be read: {error.strerror}")
             return {}
         if not isinstance(document, dict):
             self.fail("", "must be a mapping with keys: environment, settings, hosts")
@@ -131,7 +180,7 @@ class _Loader:
             if key not in TOP_LEVEL_KEYS:
                 close = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(TOP_LEVEL_KEYS)}"
-                self.fail(str(key), f"unknown top-level key{hint}")
+                self.fail(_shown(key), f"unknown top-level key{hint}")
         return document
 
     def settings(self, document: dict[str, Any]) -> Settings | None:
@@ -143,11 +192,13 @@ class _Loader:
         if not isinstance(overrides, dict):
             self.fail("settings", "must be a mapping of setting names to values")
             return None
-        layers = [
-            (self.project_dir / "group_data" / "all.py", _group_data(self.project_dir / "group_data" / "all.py")),
-            (self.project_dir / "group_data" / f"{environment}.py",
-             _group_data(self.project_dir / "group_data" / f"{environment}.py")),
-        ]
+        layers = []
+        for path in (self.project_dir / "group_data" / "all.py", self.project_dir / "group_data" / f"{environment}.py"):
+            try:
+                layers.append((path, _group_data(path)))
+            except GroupDataError as error:
+                self.fail("", str(error), _relative(path, self.project_dir))
+                return None
         merged: dict[str, Any] = {}
         source: dict[str, str] = {}
         for path, values in layers:
@@ -155,14 +206,23 @@ class _Loader:
                 if key in Settings.model_fields:
                     merged[key] = value
                     source[key] = _relative(path, self.project_dir)
+        environment_file = _relative(layers[1][0], self.project_dir)
         for key, value in overrides.items():
+            if key in layers[1][1] and key not in ENVIRONMENT_OVERRIDABLE:
+                self.fail(
+                    f"settings.{_shown(key)}",
+                    f"is a fact of the {environment.upper()} environment, set in {environment_file} for every "
+                    f"{environment} inventory; an inventory cannot override it. Remove it here; if the fact itself "
+                    f"changed, change {environment_file} (reviewed like any change)",
+                )
+                continue
             merged[key] = value
             source[key] = self.file
         merged["environment"] = environment
         source["environment"] = self.file
         self.sources = source
         try:
-            return Settings.model_validate(merged)
+            settings = Settings.model_validate(merged)
         except ValidationError as error:
             def where(loc: tuple) -> tuple[str, tuple]:
                 file = source.get(str(loc[0]) if loc else "", self.file)
@@ -170,6 +230,26 @@ class _Loader:
 
             self.problems += _problems_from(error, where)
             return None
+        self.note_rewrites(merged, settings)
+        self.directories(settings)
+        return settings
+
+    def note_rewrites(self, merged: dict[str, Any], settings: Settings) -> None:
+        """Say so when an allow-list DN was rewritten into the form nginx compares."""
+        file, field = self.setting_field("client_dn_allowlist")
+        for index, (written, normalised) in enumerate(zip(merged.get("client_dn_allowlist", []),
+                                                         settings.client_dn_allowlist)):
+            note = dn_notes(written, normalised)
+            if note:
+                logger.warning(f"{file}: {field}[{index}]: {note}")
+
+    def directories(self, settings: Settings) -> None:
+        """base_dir stays root-only and app_dir is group-readable: neither may hold the other."""
+        if grammar.overlaps(settings.base_dir, settings.app_dir):
+            file, field = self.setting_field("app_dir")
+            self.fail(field, f"{settings.app_dir!r} overlaps base_dir {settings.base_dir!r} (compared after "
+                      "normalising both); the application's directory must be outside the root-only key "
+                      "directory, e.g. '/etc/bars-receiver-app'", file)
 
     def passphrase(self, settings: Settings) -> SecretStr | None:
         name = settings.key_passphrase_env
@@ -217,11 +297,6 @@ class _Loader:
 
     def certificates(self, settings: Settings, resolved: dict[str, list[ResolvedEndpoint]]) -> dict[str, IssuedCertificate]:
         """Check files/certs/<inventory>/*.cer against CSRs and files/ca/<inventory>/ (certificates.py)."""
-        base, app = Path(settings.base_dir), Path(settings.app_dir)
-        if base == app or base in app.parents or app in base.parents:
-            file, field = self.setting_field("app_dir")
-            self.fail(field, f"{settings.app_dir!r} overlaps base_dir {settings.base_dir!r}; the application's "
-                      "directory must be outside the root-only key directory, e.g. '/etc/bars-receiver-app'", file)
         check = check_inventory_certificates(
             self.project_dir,
             self.yaml_path.stem,
@@ -257,6 +332,10 @@ class _Loader:
             return {}
         entries = {}
         for name, value in raw.items():
+            if not isinstance(name, str) or not _HOST_NAME.fullmatch(name):
+                self.fail(f"hosts.{_shown(name)}", "is not a usable host name: letters, digits, '.', '_' and '-', "
+                          "starting with a letter or digit, at most 253 characters, e.g. 'bars-int-1.example.internal'")
+                continue
             if not isinstance(value, dict):
                 self.fail(f"hosts.{name}", "must be a mapping with ssh_* connection data and endpoints")
                 continue
@@ -265,6 +344,19 @@ class _Loader:
             except ValidationError as error:
                 self.problems += _problems_from(error, lambda loc, name=str(name): (self.file, ("hosts", name)))
         return entries
+
+    def machines(self, entries: dict[str, HostEntry]) -> None:
+        """One machine once: two host entries reaching the same address and SSH port would race each
+        other on the same files. Compared as written after normalising (case, a closing dot, IP
+        spelling, 'localhost'); no DNS lookup is made."""
+        seen: dict[tuple[str, int], str] = {}
+        for name, entry in entries.items():
+            key = (_machine(entry.ssh_hostname or name), entry.ssh_port)
+            if key in seen:
+                self.fail(f"hosts.{name}", f"reaches the same machine as hosts.{seen[key]} ({key[0]} port {key[1]}); "
+                          "list each machine once, with all its endpoints under one host")
+                continue
+            seen[key] = name
 
     def ports(self, settings: Settings, entries: dict[str, HostEntry]) -> None:
         """The firewall drops the listener port for all but the proxy: on the SSH port that would
@@ -365,6 +457,7 @@ def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     resolved = loader.resolve(settings, entries) if settings else {}
     if settings:
         loader.ports(settings, entries)
+    loader.machines(entries)
     pfx_password = loader.pfx_password(settings) if settings else None
     certificates = loader.certificates(settings, resolved) if settings and not loader.problems else {}
     client_crl_pem = loader.client_crl(settings) if settings and not loader.problems else None
