@@ -25,7 +25,7 @@ certificate_files = host.get_fact(
 )
 
 local.include("tasks/packages.py")
-local.include("tasks/keys.py", data={"endpoint_files": endpoint_files})
+local.include("tasks/keys.py", data={"endpoint_files": endpoint_files, "certificate_files": certificate_files})
 # tasks/certificates.py appends the operations that install certificates; nginx reloads on them.
 certificate_changes = SharedList()
 local.include("tasks/certificates.py", data={

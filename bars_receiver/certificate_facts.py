@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pyinfra.api import FactBase, StringCommand
 
 from .facts import FileMeta
-from .shell import script_command
+from .scripts import run_script
 
 CERT = "cert.pem"
 CHAIN = "chain.pem"
@@ -26,60 +26,6 @@ KESTREL_ENV = "kestrel.env"
 INSTALLED_FILES = (CERT, CHAIN, CA)
 HANDOFF_FILES = (PFX, PFX_PASSWORD, KESTREL_ENV)
 
-# kestrel.env as the host writes it; shared by the fact (to check it) and the build script.
-# The password is read by sed from the file and printed by the shell's builtin printf: never argv.
-ENV_TEXT_FUNCTION = r"""
-env_text() {
-  printf 'Kestrel__Certificates__Default__Path=%s\n' "$1"
-  printf 'Kestrel__Certificates__Default__Password="%s"\n' "$(sed -e 's/[\\"`$]/\\&/g' "$2")"
-}
-"""
-
-_SCRIPT = ENV_TEXT_FUNCTION + r"""
-base=$1 app=$2 source=$3 group=$4
-if [ -n "$group" ]; then
-  gid=$(getent group "$group" | cut -d: -f3)
-  if [ -n "$gid" ]; then echo "@@group $gid"; else echo "@@group_missing"; fi
-fi
-[ -d "$base" ] || exit 0
-for dir in "$base"/*/; do
-  [ -d "$dir" ] || continue
-  dir=${dir%/}
-  name=${dir##*/}
-  echo "@@endpoint $name"
-  for f in cert.pem chain.pem ca.pem; do
-    [ -f "$dir/$f" ] && echo "@@file $f $(sha256sum < "$dir/$f" | cut -c1-64) $(stat -c '%a %u %g' "$dir/$f")"
-  done
-  recorded_sum=
-  if [ -f "$dir/pfx.inputs" ]; then
-    while read -r key value; do
-      case $key in
-        password_sha256) recorded_sum=$value ;;
-        password_hash) [ "$source" = env ] && echo "@@input $key $value" ;;
-        ?*) echo "@@input $key $value" ;;
-      esac
-    done < "$dir/pfx.inputs"
-  fi
-  handoff="$app/$name"
-  [ -d "$handoff" ] || continue
-  stat -c '@@appdir %a %u %g' "$handoff"
-  for f in receiver.pfx pfx.pass kestrel.env; do
-    [ -f "$handoff/$f" ] && echo "@@app $f $(stat -c '%a %u %g' "$handoff/$f")"
-  done
-  # Compared here, never printed: a CI-secret password may be guessable from a plain hash.
-  if [ -n "$recorded_sum" ] && [ -f "$handoff/pfx.pass" ] && \
-     [ "$(sha256sum < "$handoff/pfx.pass" | cut -c1-64)" = "$recorded_sum" ]; then
-    echo "@@password_matches"
-  fi
-  if [ -f "$handoff/pfx.pass" ] && [ -f "$handoff/kestrel.env" ]; then
-    expected=$(env_text "$handoff/receiver.pfx" "$handoff/pfx.pass" | sha256sum)
-    if [ "$expected" = "$(sha256sum < "$handoff/kestrel.env")" ]; then echo "@@env_current"; fi
-  fi
-done
-exit 0
-"""
-
-
 @dataclass
 class InstalledCertificate:
     """What one endpoint has installed: certificate files and its application hand-off."""
@@ -88,6 +34,9 @@ class InstalledCertificate:
     modes: dict[str, FileMeta] = field(default_factory=dict)  # name -> mode/owner, key dir and app dir files
     inputs: dict[str, str] = field(default_factory=dict)  # pfx.inputs: what the PFX was built from
     app_dir: FileMeta | None = None
+    handoff_generation: FileMeta | None = None  # the hand-off's live generation directory
+    handoff_archive: FileMeta | None = None  # its archive/ directory
+    handoff_staging: bool = False  # an interrupted build left .staging/ (reconcile.sh removes it)
     password_matches: bool = False  # pfx.pass is the password recorded in pfx.inputs
     env_current: bool = False  # kestrel.env holds the PFX path and the password in pfx.pass
 
@@ -122,7 +71,7 @@ class CertificateFiles(FactBase):
 
     def command(self, base_dir: str, app_dir: str, password_source: str = "generated",
                 app_group: str | None = None) -> StringCommand:
-        return script_command(_SCRIPT, base_dir, app_dir, password_source, app_group or "", name="certificate-files")
+        return run_script("certificate_files", base_dir, app_dir, password_source, app_group or "")
 
     def process(self, output: list[str]) -> InstalledCertificates:
         result = InstalledCertificates()
@@ -147,8 +96,13 @@ class CertificateFiles(FactBase):
                 current.inputs[words[0]] = " ".join(words[1:])
             elif marker == "appdir" and len(words) == 3:
                 current.app_dir = FileMeta(words[0], int(words[1]), int(words[2]))
+            elif marker == "handoff_generation" and len(words) == 6:
+                current.handoff_generation = FileMeta(words[0], int(words[1]), int(words[2]))
+                current.handoff_archive = FileMeta(words[3], int(words[4]), int(words[5]))
             elif marker == "app" and len(words) == 4:
                 current.modes[words[0]] = FileMeta(words[1], int(words[2]), int(words[3]))
+            elif marker == "handoff_staging":
+                current.handoff_staging = True
             elif marker == "password_matches":
                 current.password_matches = True
             elif marker == "env_current":

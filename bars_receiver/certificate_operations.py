@@ -18,12 +18,11 @@ from pydantic import SecretStr
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, operation
 
-from .certificate_facts import (
-    CA, CERT, CHAIN, ENV_TEXT_FUNCTION, HANDOFF_FILES, PFX, PFX_PASSWORD, InstalledCertificate,
-)
+from .certificate_facts import CA, CERT, CHAIN, HANDOFF_FILES, PFX, PFX_PASSWORD, InstalledCertificate
 from .certificates import IssuedCertificate
-from .facts import NEXT, EndpointState, FileMeta
+from .facts import LIVE, NEXT, EndpointState, FileMeta
 from .operations import upload_secret
+from .scripts import run_script
 from .shell import script_command
 from .x509 import public_key_der, sha256_hex
 
@@ -35,145 +34,6 @@ PROFILES = {
 }
 HASH_ROUNDS = 100000  # sha512-crypt rounds for the recorded password hash
 _RECORD = re.compile(r"^\$6\$(rounds=\d+\$)?[A-Za-z0-9./]{1,16}\$[A-Za-z0-9./]{86}$")
-
-# Shared by the install and swap scripts, which set $dir and $unchanged first: fail() removes
-# what was staged and stops; public_key() reads a key with the key.pass beside it, if any;
-# place_staged() renames the staged certificate files into place.
-_STAGED_CERTIFICATES = r"""
-fail() {
-  rm -f .cert.pem.new .chain.pem.new .ca.pem.new
-  echo "$dir: $*; nothing was switched ($unchanged)" >&2
-  exit 1
-}
-public_key() {
-  if [ -f "${1%/*}/key.pass" ]; then passin="file:${1%/*}/key.pass"; else passin=pass:; fi
-  openssl pkey -in "$1" -passin "$passin" -pubout 2>/dev/null
-}
-place_staged() {
-  for f in ca.pem chain.pem cert.pem; do
-    if [ -f ".$f.new" ]; then
-      chown root:root ".$f.new"
-      chmod 0644 ".$f.new"
-      mv -f ".$f.new" "$f"
-    fi
-  done
-}
-"""
-
-# The host compares the public key of every certificate it is about to install with key.pem's
-# before it renames anything into place; on a mismatch it removes what was staged and stops.
-INSTALL_SCRIPT = r"""
-set -e
-umask 022
-dir=$1 unchanged="cert.pem, chain.pem and ca.pem are as they were"
-cd "$dir"
-""" + _STAGED_CERTIFICATES + r"""
-[ -f key.pem ] || fail "there is no key.pem"
-key=$(public_key ./key.pem) || fail "openssl cannot read key.pem"
-for f in cert.pem chain.pem; do
-  if [ -f ".$f.new" ]; then file=".$f.new"; else file=$f; fi
-  [ -f "$file" ] || fail "$f is missing"
-  certkey=$(openssl x509 -in "$file" -noout -pubkey 2>/dev/null) || fail "openssl cannot read the certificate in $file"
-  [ "$certkey" = "$key" ] || fail "the certificate for $f is not for this endpoint's key: its public key differs from key.pem's"
-done
-if [ -f .cert.pem.new ] && [ -f cert.pem ]; then
-  mkdir -p archive
-  chmod 700 archive
-  old="archive/cert-$(sha256sum < cert.pem | cut -c1-16).pem"
-  [ -e "$old" ] || cp -p cert.pem "$old"
-fi
-place_staged
-"""
-
-# A renewal: the new certificate is for the key staged in next/. The host checks that first; then
-# it hard-links the live key.pem, key.pass, cert.pem, chain.pem and csr.pem into
-# archive/<UTC time>-<old cert SHA-256 prefix>/ (so nothing is ever lost), renames next/'s key,
-# passphrase and CSR into place, and renames the new certificate files in. nginx reads them only
-# when it reloads, which follows this change; each rename is atomic.
-SWAP_SCRIPT = r"""
-set -e
-umask 077
-dir=$1 unchanged="the live key and certificate are as they were"
-cd "$dir"
-""" + _STAGED_CERTIFICATES + r"""
-[ -f next/key.pem ] || fail "there is no next/key.pem"
-key=$(public_key next/key.pem) || fail "openssl cannot read next/key.pem"
-for f in cert.pem chain.pem; do
-  [ -f ".$f.new" ] || fail "the new $f was not staged"
-  certkey=$(openssl x509 -in ".$f.new" -noout -pubkey 2>/dev/null) || fail "openssl cannot read the new $f"
-  [ "$certkey" = "$key" ] || fail "the new certificate for $f is not for next/key.pem: its public key differs"
-done
-if [ -f cert.pem ]; then old=$(sha256sum < cert.pem | cut -c1-16); else old=no-cert; fi
-old="archive/$(date -u +%Y%m%dT%H%M%SZ)-$old"
-mkdir -p archive
-chmod 700 archive
-mkdir "$old"
-for f in key.pem key.pass cert.pem chain.pem csr.pem; do
-  if [ -f "$f" ]; then ln "$f" "$old/$f"; fi
-done
-if [ -f next/key.pass ]; then mv -f next/key.pass key.pass; else rm -f key.pass; fi
-mv -f next/key.pem key.pem
-if [ -f next/csr.pem ]; then mv -f next/csr.pem csr.pem; else rm -f csr.pem; fi
-place_staged
-rmdir next 2>/dev/null || true
-echo "$dir: renewed; the previous key and certificate are in $dir/$old"
-"""
-
-# Builds the PFX from key.pem and chain.pem (leaf, then sub CA) beside it, checks it opens with its
-# password, writes kestrel.env, then records what it was built from in pfx.inputs (root-only, in
-# the key directory). Everything is made under temporary names and renamed into place at the end.
-BUILD_SCRIPT = ENV_TEXT_FUNCTION + r"""
-set -e
-umask 077
-keydir=$1 handoff=$2 fqdn=$3 profile=$4 password=$5 source=$6 group=$7 dirmode=$8 filemode=$9 salt=${10}
-mkdir -p "$handoff"
-chown root:"$group" "$handoff"
-chmod "$dirmode" "$handoff"
-cd "$handoff"
-trap 'rm -f .pfx.pass.new .receiver.pfx.new .kestrel.env.new "$keydir/.pfx.inputs.new"' EXIT
-case $password in
-  upload) [ -s .pfx.pass.new ] || { echo "$handoff: the uploaded PFX password is missing" >&2; exit 1; } ;;
-  generate) openssl rand -hex 24 > .pfx.pass.new ;;
-  keep) cp pfx.pass .pfx.pass.new ;;
-esac
-case $profile in
-  modern) set -- -keypbe AES-256-CBC -certpbe AES-256-CBC -macalg sha256 ;;
-  legacy) set -- -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 ;;
-  *) echo "unknown PKCS#12 profile $profile" >&2; exit 1 ;;
-esac
-if [ -f "$keydir/key.pass" ]; then passin="file:$keydir/key.pass"; else passin=pass:; fi
-openssl pkcs12 -export -inkey "$keydir/key.pem" -passin "$passin" -in "$keydir/chain.pem" -name "$fqdn" "$@" \
-  -passout file:.pfx.pass.new -out .receiver.pfx.new
-openssl pkcs12 -in .receiver.pfx.new -passin file:.pfx.pass.new -noout
-env_text "$handoff/receiver.pfx" .pfx.pass.new > .kestrel.env.new
-chown root:"$group" .pfx.pass.new .receiver.pfx.new .kestrel.env.new
-chmod "$filemode" .pfx.pass.new .receiver.pfx.new .kestrel.env.new
-salt="rounds=__ROUNDS__\$${salt:-$(openssl rand -hex 8)}"
-{
-  echo "chain_sha256 $(sha256sum < "$keydir/chain.pem" | cut -c1-64)"
-  echo "key_sha256 $(openssl pkey -in "$keydir/key.pem" -passin "$passin" -pubout -outform DER | sha256sum | cut -c1-64)"
-  echo "profile $profile"
-  echo "password_source $source"
-  echo "password_hash $(openssl passwd -6 -salt "$salt" -in .pfx.pass.new)"
-  echo "password_sha256 $(sha256sum < .pfx.pass.new | cut -c1-64)"
-} > "$keydir/.pfx.inputs.new"
-mv -f .pfx.pass.new pfx.pass
-mv -f .receiver.pfx.new receiver.pfx
-mv -f .kestrel.env.new kestrel.env
-mv -f "$keydir/.pfx.inputs.new" "$keydir/pfx.inputs"
-""".replace("__ROUNDS__", str(HASH_ROUNDS))
-
-WRITE_ENV_SCRIPT = ENV_TEXT_FUNCTION + r"""
-set -e
-umask 077
-handoff=$1 group=$2 mode=$3
-cd "$handoff"
-env_text "$handoff/receiver.pfx" pfx.pass > .kestrel.env.new
-chown root:"$group" .kestrel.env.new
-chmod "$mode" .kestrel.env.new
-mv -f .kestrel.env.new kestrel.env
-"""
-
 
 class SharedList(list):
     """A list that included task files share: ``host.data`` hands out shallow copies of its values,
@@ -251,11 +111,13 @@ def endpoint_certificate(directory: str, certificate: IssuedCertificate, install
     + directory: the endpoint's root-only directory holding key.pem
     + certificate: the checked ``IssuedCertificate`` (from the inventory's HostSettings)
     + installed: the endpoint's ``InstalledCertificate`` from the ``CertificateFiles`` fact
-    + swap_keys: the certificate is for the key staged in next/ (a renewal): archive the live key,
-      certificate and CSR, and move next/'s into place (see ``SWAP_SCRIPT``)
+    + swap_keys: the certificate is for the key next names (a renewal): the new generation takes
+      next's key, and next is dropped once live names it
 
-    Writes cert.pem (the leaf), chain.pem (leaf, then sub CA) and ca.pem (the environment's CA
-    bundle, for client verification), 0644 root:root. A replaced cert.pem is kept in archive/.
+    Every change makes a new generation archive/<N>/ holding the key (hard links), cert.pem (the
+    leaf), chain.pem (leaf, then sub CA) and ca.pem (the environment's CA bundle, for client
+    verification, 0644 root:root), and renames live onto it: nginx and the PKCS#12 never see a
+    key beside another generation's certificate. Earlier generations stay in archive/.
 
     **Example:**
 
@@ -265,18 +127,20 @@ def endpoint_certificate(directory: str, certificate: IssuedCertificate, install
     """
     wanted = {CERT: certificate.leaf_pem, CHAIN: certificate.chain_pem, CA: certificate.ca_pem}
     stale = [name for name, text in wanted.items() if installed.files.get(name) != sha256_hex(text)]
-    if swap_keys:
-        stale = list(wanted)  # the swap script checks and renames all three together
-    if stale:
-        for name in stale:
-            yield FileUploadCommand(StringIO(wanted[name]), f"{directory}/.{name}.new")
-        yield script_command(SWAP_SCRIPT if swap_keys else INSTALL_SCRIPT, directory)
+    if stale or swap_keys:
+        # A new generation: the key hard-linked from live (or next), all three files uploaded
+        # beside it, checked on the host, then live renamed onto it (files/scripts/switch.sh).
+        source = NEXT if swap_keys else LIVE
+        yield run_script("prepare", directory, source)
+        for name, text in wanted.items():
+            yield FileUploadCommand(StringIO(text), f"{directory}/.staging/gen/{name}")
+        yield run_script("switch", directory, source)
         return
     loose = [name for name in wanted if not _meta_is(installed.modes.get(name), "644", 0)]
     for name in loose:
-        yield script_command('chown root:root "$1" && chmod 0644 "$1"', f"{directory}/{name}")
+        yield script_command('chown root:root "$1" && chmod 0644 "$1"', f"{directory}/{LIVE}/{name}")
     if not loose:
-        host.noop(f"certificate {directory}/{CERT} already installed (expires {certificate.not_after:%Y-%m-%d})")
+        host.noop(f"certificate {directory}/{LIVE}/{CERT} already installed (expires {certificate.not_after:%Y-%m-%d})")
 
 
 @operation()
@@ -295,8 +159,10 @@ def pkcs12_bundle(
     """
     Build the endpoint's PKCS#12 on the host and hand it to the application, only when needed.
 
-    + key_dir: the endpoint's root-only directory (key.pem, chain.pem, pfx.inputs)
-    + handoff_dir: the endpoint's directory under app_dir (receiver.pfx, pfx.pass, kestrel.env)
+    + key_dir: the endpoint's root-only directory (live/key.pem, live/chain.pem, pfx.inputs)
+    + handoff_dir: the endpoint's directory under app_dir: receiver.pfx, pfx.pass and kestrel.env
+      in a generation of their own, archive/<N>/, switched by one rename of live
+      (files/scripts/build_pfx.sh)
     + fqdn: the PFX's friendly name
     + certificate: the installed ``IssuedCertificate``
     + key_public_pem: the host key's public half, from ``EndpointFiles``
@@ -324,29 +190,29 @@ def pkcs12_bundle(
 
     reasons = rebuild_reasons(certificate, key_public_pem, installed, profile, password)
     if reasons:
+        yield run_script("prepare", handoff_dir)
         if password is not None:
-            yield from upload_secret(f"{handoff_dir}/.{PFX_PASSWORD}.new", password.get_secret_value() + "\n")
+            yield from upload_secret(f"{handoff_dir}/.staging/gen/{PFX_PASSWORD}", password.get_secret_value() + "\n")
             source = "upload"
         elif PFX_PASSWORD in installed.modes and installed.inputs.get("password_source") != "env":
             source = "keep"
         else:
             source = "generate"
-        yield script_command(BUILD_SCRIPT, key_dir, handoff_dir, fqdn, profile, source,
-                  "env" if password is not None else "generated", group, dir_mode, file_mode,
-                  password_salt(host.name) if password is not None else "")
+        yield run_script("build_pfx", key_dir, handoff_dir, fqdn, profile, source,
+                         "env" if password is not None else "generated", group, dir_mode, file_mode,
+                         password_salt(host.name) if password is not None else "", HASH_ROUNDS)
         return
 
     changed = False
-    if not _meta_is(installed.app_dir, dir_mode, gid):
-        yield script_command('chown root:"$2" "$1" && chmod "$3" "$1"', handoff_dir, group, dir_mode)
+    loose = [meta for meta in (installed.app_dir, installed.handoff_generation, installed.handoff_archive)
+             if not _meta_is(meta, dir_mode, gid)]
+    loose += [installed.modes[name] for name in HANDOFF_FILES
+              if name in installed.modes and not _meta_is(installed.modes[name], file_mode, gid)]
+    if loose:
+        yield run_script("handoff_modes", handoff_dir, group, dir_mode, file_mode)
         changed = True
-    for name in HANDOFF_FILES:
-        meta = installed.modes.get(name)
-        if meta is not None and not _meta_is(meta, file_mode, gid):
-            yield script_command('chown root:"$2" "$1" && chmod "$3" "$1"', f"{handoff_dir}/{name}", group, file_mode)
-            changed = True
     if not installed.env_current:
-        yield script_command(WRITE_ENV_SCRIPT, handoff_dir, group, file_mode)
+        yield run_script("write_env", handoff_dir, group, file_mode)
         changed = True
     if not changed:
         host.noop(f"PKCS#12 {handoff_dir}/{PFX} already built from this key, certificate, profile and password")

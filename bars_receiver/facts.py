@@ -10,43 +10,15 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase, StringCommand
 
-from .shell import script_command
+from .scripts import run_script
 
 KEY = "key.pem"
 KEY_PASSPHRASE = "key.pass"
 CSR = "csr.pem"
 
-NEXT = "next"  # the staged next key and CSR of an endpoint inside its renewal window
-
-# Prints one block per endpoint directory. Markers start with "@@" and never occur in PEM text.
-# An encrypted key with no passphrase file fails with "-passin pass:" rather than prompting.
-# The same markers, prefixed "next_", describe the staged next/ directory, so the next key costs
-# no extra round trip.
-_SCRIPT = """
-base=$1
-describe() {
-  p=$1 dir=$2
-  stat -c "@@${p}dir %a %u %g" "$dir"
-  if [ -f "$dir/key.pem" ]; then
-    stat -c "@@${p}key %a %u %g" "$dir/key.pem"
-    if [ -f "$dir/key.pass" ]; then passin="file:$dir/key.pass"; else passin="pass:"; fi
-    echo "@@${p}key_public"
-    openssl pkey -in "$dir/key.pem" -passin "$passin" -pubout 2>/dev/null || echo "@@${p}key_unreadable"
-  fi
-  if [ -f "$dir/key.pass" ]; then stat -c "@@${p}key_pass %a %u %g" "$dir/key.pass"; fi
-  if [ -f "$dir/csr.pem" ]; then echo "@@${p}csr"; cat "$dir/csr.pem"; fi
-}
-[ -d "$base" ] || exit 0
-for dir in "$base"/*/; do
-  [ -d "$dir" ] || continue
-  dir=${dir%/}
-  echo "@@endpoint ${dir##*/}"
-  describe "" "$dir"
-  if [ -d "$dir/next" ]; then describe next_ "$dir/next"; fi
-done
-exit 0
-"""
-
+LIVE = "live"  # symlink to the generation nginx and the PKCS#12 use (archive/<N>)
+NEXT = "next"  # symlink to the generation of the next key, staged inside the renewal window
+ARCHIVE = "archive"  # every generation: key, passphrase file, CSR and, once issued, certificates
 
 @dataclass(frozen=True)
 class FileMeta:
@@ -70,6 +42,7 @@ class EndpointState:
     key_pass: FileMeta | None = None
     csr_pem: str | None = None
     next: EndpointState | None = None  # next/: the key and CSR staged for renewal, when present
+    repairs: list[str] = field(default_factory=list)  # why reconcile.sh must run first (none: it need not)
     _blocks: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
 
@@ -79,7 +52,9 @@ def _meta(words: list[str]) -> FileMeta:
 
 class EndpointFiles(FactBase):
     """
-    Returns the state of every endpoint directory under ``base_dir``, keyed by directory name.
+    Returns the state of every endpoint directory under ``base_dir``, keyed by directory name:
+    the key and CSR that ``live`` names (or will, once files/scripts/reconcile.sh has finished
+    what an interrupted run left) and, as ``next``, the renewal key's generation.
 
     .. code:: python
 
@@ -96,7 +71,7 @@ class EndpointFiles(FactBase):
     default = dict
 
     def command(self, base_dir: str) -> StringCommand:
-        return script_command(_SCRIPT, base_dir, name="endpoint-files")
+        return run_script("endpoint_files", base_dir)
 
     def process(self, output: list[str]) -> dict[str, EndpointState]:
         states: dict[str, EndpointState] = {}
@@ -113,6 +88,9 @@ class EndpointFiles(FactBase):
                 current = states.setdefault(rest, EndpointState())
                 continue
             if current is None:
+                continue
+            if marker == "repair":
+                current.repairs.append(rest)
                 continue
             target = current
             if marker.startswith("next_"):

@@ -11,50 +11,21 @@ from io import StringIO
 from pydantic import SecretStr
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, operation
-from pyinfra.facts.files import File, Sha256File
+from pyinfra.facts.files import Directory, File, Sha256File
 
-from .facts import CSR, KEY, KEY_PASSPHRASE, EndpointState
+from .facts import CSR, KEY, KEY_PASSPHRASE, LIVE, EndpointState
+from .scripts import run_script
 from .shell import script_command
 from .x509 import csr_problem, sha256_hex
 
-STAGED_PASSPHRASE = ".key.pass.new"
-
-# Creates the key 0600 from birth (umask) under a temporary name, then links it into place:
-# ln fails if key.pem exists, so a key is never replaced even if the fact was stale.
-_MAKE_KEY = """
-set -e
-umask 077
-dir=$1 bits=$2 protection=$3
-cd "$dir"
-if [ -e key.pem ]; then echo "$dir/key.pem already exists; refusing to replace a private key" >&2; exit 1; fi
-if [ "$protection" = encrypted ]; then
-  mv -f .key.pass.new key.pass
-  set -- -aes-256-cbc -pass file:key.pass
-else
-  rm -f key.pass
-  set --
-fi
-openssl genpkey -quiet -algorithm RSA -pkeyopt "rsa_keygen_bits:$bits" "$@" -out .key.pem.new
-ln .key.pem.new key.pem
-rm -f .key.pem.new
-"""
-
-# The subject is the CN alone; -config /dev/null keeps the host's openssl.cnf from adding fields.
-_MAKE_CSR = """
-set -e
-umask 077
-cd "$1"
-if [ -f key.pass ]; then passin=file:key.pass; else passin=pass:; fi
-openssl req -new -config /dev/null -key key.pem -passin "$passin" -subj "/CN=$2" -sha256 -out .csr.pem.new
-mv -f .csr.pem.new csr.pem
-"""
+STAGED_PASSPHRASE = ".staging/gen/key.pass"  # inside the root-only staging prepare.sh clears first
 
 
 def upload_secret(path: str, secret: str):
     """Commands that put ``secret`` into ``path`` without a readable file ever existing: the file
     (and its directory, if missing) is made 0600/0700 first, then the secret goes in over SFTP as
     file contents, never as a command argument."""
-    yield script_command('umask 077; mkdir -p "${1%/*}"; rm -f "$1"; : > "$1"', path)
+    yield script_command('umask 077; [ -d "${1%/*}" ] || mkdir -m 700 "${1%/*}"; rm -f "$1"; : > "$1"', path)
     yield FileUploadCommand(StringIO(secret), path)
 
 
@@ -64,14 +35,17 @@ def private_key(
     state: EndpointState | None,
     key_size: int = 2048,
     passphrase: SecretStr | None = None,
+    role: str = LIVE,
 ):
     """
     Make an endpoint's RSA private key on the host, once; never replace an existing one.
 
     + directory: the endpoint's root-only directory (created 0700 if missing)
-    + state: the endpoint's ``EndpointState`` from ``EndpointFiles``, or None if absent
+    + state: the ``EndpointState`` of the generation ``role`` names (from ``EndpointFiles``), or None
     + key_size: RSA bits for a new key
     + passphrase: encrypt a new key with AES-256; kept root-only beside it as key.pass
+    + role: ``live`` (the endpoint's first key) or ``next`` (a renewal's): the pointer that will
+      name the new key's generation, archive/<N>/ (see files/scripts/make_key.sh)
 
     **Example:**
 
@@ -79,41 +53,43 @@ def private_key(
 
         private_key(name="Private key for BaRS-INT-RX809...", directory=..., state=..., key_size=2048)
     """
-    if state is None or state.dir is None:
-        yield script_command('umask 077; mkdir -p "$1"', directory)
-    elif not state.dir.root_only:
+    if role == LIVE and state is not None and state.dir is not None and not state.dir.root_only:
         yield script_command('chown root:root "$1" && chmod 0700 "$1"', directory)
 
     if state is not None and state.key is not None:
         if state.key_unreadable:
             raise OperationError(
-                f"{directory}/{KEY} exists but openssl cannot read it with {KEY_PASSPHRASE}; it is left as it "
-                "is. Restore the passphrase file, or archive the key by hand if it is truly lost"
+                f"{directory}/{role}/{KEY} exists but openssl cannot read it with {KEY_PASSPHRASE}; it is left as "
+                "it is. Restore the passphrase file, or archive the key by hand if it is truly lost"
             )
+        if role != LIVE and state.dir is not None and not state.dir.root_only:
+            yield script_command('chown root:root "$1" && chmod 0700 "$1"', f"{directory}/{role}/")
         loose = [
-            f"{directory}/{name}"
+            f"{directory}/{role}/{name}"
             for meta, name in ((state.key, KEY), (state.key_pass, KEY_PASSPHRASE))
             if meta is not None and (meta.mode != "600" or not meta.root_only)
         ]
         for path in loose:
             yield script_command('chown root:root "$1" && chmod 0600 "$1"', path)
         if not loose:
-            host.noop(f"private key {directory}/{KEY} already exists")
+            host.noop(f"private key {directory}/{role}/{KEY} already exists")
         return
 
+    yield run_script("prepare", directory)
     if passphrase is not None:
         yield from upload_secret(f"{directory}/{STAGED_PASSPHRASE}", passphrase.get_secret_value())
-    yield script_command(_MAKE_KEY, directory, key_size, "encrypted" if passphrase is not None else "plain")
+    yield run_script("make_key", directory, role, key_size, "encrypted" if passphrase is not None else "plain")
 
 
 @operation()
-def certificate_request(directory: str, fqdn: str, state: EndpointState | None):
+def certificate_request(directory: str, fqdn: str, state: EndpointState | None, role: str = LIVE):
     """
     Make the endpoint's CSR (subject CN=fqdn only) when it is missing or no longer matches.
 
     + directory: the endpoint's directory holding key.pem
     + fqdn: the CN, exactly
-    + state: the endpoint's ``EndpointState``; None or no key means the key is being made now
+    + state: the ``EndpointState`` of ``role``'s generation; None or no key means the key is being made now
+    + role: ``live`` or ``next``: the generation whose key the CSR is for (files/scripts/make_csr.sh)
 
     **Example:**
 
@@ -123,9 +99,9 @@ def certificate_request(directory: str, fqdn: str, state: EndpointState | None):
     """
     reason = csr_reason(fqdn, state)
     if reason is None:
-        host.noop(f"CSR {directory}/{CSR} already matches the key and CN={fqdn}")
+        host.noop(f"CSR {directory}/{role}/{CSR} already matches the key and CN={fqdn}")
         return
-    yield script_command(_MAKE_CSR, directory, fqdn)
+    yield run_script("make_csr", directory, role, fqdn)
 
 
 def csr_reason(fqdn: str, state: EndpointState | None) -> str | None:
@@ -165,3 +141,51 @@ def file_atomically(path: str, content: str, mode: str = "644"):
     staged = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.new"
     yield FileUploadCommand(StringIO(content), staged)
     yield script_command('chown root:root "$1" && chmod "$2" "$1" && mv -f "$1" "$3"', staged, mode, path)
+
+
+@operation()
+def private_directory(path: str, mode: str = "700", group: str = "root"):
+    """
+    A root-owned directory created with its final mode: never a 0755 instant, as
+    ``files.directory`` has between its mkdir and chmod.
+
+    + path: the directory (its parents, if missing, are made as usual)
+    + mode: octal mode, at most as open as 0750
+    + group: its group
+
+    **Example:**
+
+    .. code:: python
+
+        private_directory(name="Endpoint base directory (root only)", path="/etc/bars-receiver")
+    """
+    meta = host.get_fact(Directory, path=path)
+    if meta and meta["mode"] == int(mode) and meta["user"] == "root" and meta["group"] == group:
+        host.noop(f"{path} is already root:{group} {mode}")
+        return
+    yield script_command(
+        'umask 077; [ -d "$1" ] || { mkdir -p "${1%/*}" && mkdir -m 700 "$1"; }; chown root:"$2" "$1"; chmod "$3" "$1"',
+        path, group, mode,
+    )
+
+
+@operation()
+def reconciled_endpoints(base_dir: str, app_dir: str, repairs: dict[str, list[str]]):
+    """
+    Finish or roll back what an interrupted run left on the host, before anything else runs.
+
+    + base_dir: the endpoints' directories
+    + app_dir: their hand-off directories (staged secrets there are removed)
+    + repairs: endpoint -> reasons, from the ``EndpointFiles`` and ``CertificateFiles`` facts;
+      empty: nothing to do (files/scripts/reconcile.sh says what each repair does)
+
+    **Example:**
+
+    .. code:: python
+
+        reconciled_endpoints(name="Reconcile endpoint directories", base_dir=..., app_dir=..., repairs={})
+    """
+    if not any(repairs.values()):
+        host.noop(f"{base_dir}: no interrupted run to finish")
+        return
+    yield run_script("reconcile", base_dir, app_dir)

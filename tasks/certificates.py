@@ -7,11 +7,11 @@ swaps keys on the host. A status table of every endpoint is printed when the run
 
 from pyinfra import host
 from pyinfra.api import DeployError
-from pyinfra.operations import files
 
 from bars_receiver.certificate_operations import (
     endpoint_certificate, host_problems, key_role, pkcs12_bundle, serving_state,
 )
+from bars_receiver.operations import private_directory
 from bars_receiver.status import endpoint_rows, record_status
 
 receiver = host.data.receiver
@@ -32,10 +32,9 @@ record_status(host.state, host.name, endpoint_rows(host.name, receiver, installe
 
 active = [endpoint for endpoint in receiver.endpoints if endpoint.fqdn in receiver.certificates]
 if active:
-    files.directory(
+    private_directory(
         name="Application hand-off directory",
         path=settings.app_dir,
-        user="root",
         group=settings.app_group or "root",
         mode="750" if settings.app_group else "700",
     )

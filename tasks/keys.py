@@ -1,26 +1,34 @@
 """Private keys and CSRs, one root-only directory per endpoint FQDN.
 
-A key is made once on the host and never replaced; a CSR is re-made only when it no longer
-matches the key or the CN. Inside the renewal window a next key and CSR are staged in next/
-beside the live ones, by the same operations and rules; the live ones keep serving.
+First, whatever an interrupted run left is finished or rolled back (files/scripts/reconcile.sh),
+so every later step starts from a consistent host. A key is made once on the host, in a
+generation of its own (archive/<N>/), and never replaced; a CSR is re-made only when it no
+longer matches the key or the CN. Inside the renewal window a next key and CSR are staged in a
+new generation that next names, by the same operations and rules; live keeps serving.
 """
 
 from pyinfra import host
-from pyinfra.operations import files
 
 from bars_receiver.certificate_operations import renewal_due
 from bars_receiver.facts import NEXT
-from bars_receiver.operations import certificate_request, private_key
+from bars_receiver.operations import (
+    certificate_request, private_directory, private_key, reconciled_endpoints,
+)
 
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
+certificate_files = host.data.certificate_files
 
-files.directory(
-    name="Endpoint base directory (root only)",
-    path=receiver.settings.base_dir,
-    user="root",
-    group="root",
-    mode="700",
+private_directory(name="Endpoint base directory (root only)", path=receiver.settings.base_dir)
+
+repairs = {name: state.repairs for name, state in endpoint_files.items()}
+repairs.update({f"{receiver.settings.app_dir}/{name}": ["a PKCS#12 build left staged secrets"]
+                for name, installed in certificate_files.endpoints.items() if installed.handoff_staging})
+reconciled_endpoints(
+    name="Finish or roll back what an interrupted run left",
+    base_dir=receiver.settings.base_dir,
+    app_dir=receiver.settings.app_dir,
+    repairs=repairs,
 )
 
 for endpoint in receiver.endpoints:
@@ -43,14 +51,16 @@ for endpoint in receiver.endpoints:
         next_state = state.next if state is not None else None
         private_key(
             name=f"Next private key for {endpoint.fqdn} (renewal)",
-            directory=f"{directory}/{NEXT}",
+            directory=directory,
+            role=NEXT,
             state=next_state,
             key_size=receiver.settings.key_size,
             passphrase=receiver.key_passphrase,
         )
         certificate_request(
             name=f"Next CSR for {endpoint.fqdn} (renewal)",
-            directory=f"{directory}/{NEXT}",
+            directory=directory,
+            role=NEXT,
             fqdn=endpoint.fqdn,
             state=next_state,
         )

@@ -35,10 +35,11 @@ for endpoint in receiver.endpoints:
     has_passphrase = serving.key_pass is not None
     sites.append(Site(
         fqdn=endpoint.fqdn,
-        chain=f"{directory}/chain.pem",
-        key=f"{directory}/key.pem",
-        key_password_file=f"{directory}/key.pass" if has_passphrase else None,
-        client_ca=f"{directory}/ca.pem",
+        # Through live/: one rename switches the key, its passphrase and certificates together.
+        chain=f"{directory}/live/chain.pem",
+        key=f"{directory}/live/key.pem",
+        key_password_file=f"{directory}/live/key.pass" if has_passphrase else None,
+        client_ca=f"{directory}/live/ca.pem",
         upstream=endpoint.upstream,
         receiver_path=endpoint.receiver_path,
         crl=crl_path,

@@ -36,7 +36,7 @@ def on_host(lab, command: str) -> str:
 
 
 def stat(lab, *paths: str) -> list[str]:
-    return on_host(lab, "stat -c '%a %U %G' " + " ".join(paths)).splitlines()
+    return on_host(lab, "stat -L -c '%a %U %G' " + " ".join(paths)).splitlines()  # through live/ links
 
 
 def fetch(lab, path: str) -> bytes:
@@ -159,7 +159,9 @@ def test_pfx_opens_with_its_password_and_holds_the_key_certificate_and_chain(act
     assert "PBES2, PBKDF2, AES-256-CBC" in info and "MAC: sha256" in info  # the default profile: modern
     assert "TripleDES" not in info
     env = fetch(lab, KESTREL_ENV).decode()
-    assert env == (f"Kestrel__Certificates__Default__Path={PFX}\n"
+    live_pfx = on_host(lab, f"readlink -f {PFX}").strip()  # in the hand-off's live generation
+    assert live_pfx.startswith(f"{HANDOFF}/archive/") and on_host(lab, f"readlink {HANDOFF}/live").startswith("archive/")
+    assert env == (f"Kestrel__Certificates__Default__Path={live_pfx}\n"
                    f'Kestrel__Certificates__Default__Password="{fetch(lab, PFX_PASS).decode().strip()}"\n')
 
 
@@ -178,15 +180,17 @@ def test_second_run_changes_nothing_and_does_not_rebuild_the_pfx(activated, proj
 
 
 def test_the_host_itself_refuses_a_certificate_for_another_key(activated, project, lab, ca):
-    """The install script compares public keys on the host before it renames anything."""
-    from bars_receiver.certificate_operations import INSTALL_SCRIPT
+    """The switch script compares public keys on the host before it renames anything."""
+    from bars_receiver.scripts import script_text
 
     other = ca.authority.issue_client(ACTIVE)[1].decode()  # right CN and CA, another key
     before = host_snapshot(lab, times=False)  # staging a file here touches the directory's mtime
-    lab.ssh(f"cat > {KEY_DIR}/.cert.pem.new <<'EOF'\n{other}EOF")
-    result = lab.ssh(f"sh -c {shlex.quote(INSTALL_SCRIPT)} bars {KEY_DIR}", check=False)
+    lab.ssh(f"sh -c {shlex.quote(script_text('prepare'))} bars {KEY_DIR} live")
+    for name in ("cert.pem", "chain.pem", "ca.pem"):
+        lab.ssh(f"cat > {KEY_DIR}/.staging/gen/{name} <<'EOF'\n{other}EOF")
+    result = lab.ssh(f"sh -c {shlex.quote(script_text('switch'))} bars {KEY_DIR} live", check=False)
     assert result.returncode == 1
-    assert "not for this endpoint's key" in result.stderr and "nothing was switched" in result.stderr
+    assert "is not for live/key.pem" in result.stderr and "nothing was switched" in result.stderr
     assert host_snapshot(lab, times=False) == before
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 
 import pytest
 from cryptography import x509
@@ -39,7 +41,7 @@ def test_first_run_makes_root_only_keys_and_csrs(first_run, lab):
     for item in ENDPOINTS:
         name = fqdn(item["ods"], item["supplier"])
         directory = f"{BASE}/{name}"
-        assert on_host(lab, f"stat -c '%a %U %G' {directory} {directory}/key.pem").split() == [
+        assert on_host(lab, f"stat -L -c '%a %U %G' {directory} {directory}/key.pem").split() == [
             "700", "root", "root", "600", "root", "root",
         ]
         subject = on_host(lab, f"openssl req -in {directory}/csr.pem -noout -subject -nameopt RFC2253")
@@ -69,7 +71,7 @@ def test_second_run_changes_nothing(first_run, project, lab):
 
 def test_deleted_csr_is_remade_with_the_same_key(first_run, project, lab):
     directory = f"{BASE}/{fqdn('LAB02')}"
-    key_before = on_host(lab, f"sha256sum {directory}/key.pem; stat -c %i {directory}/key.pem")
+    key_before = on_host(lab, f"sha256sum {directory}/key.pem; stat -L -c %i {directory}/key.pem")
     public_before = on_host(lab, f"openssl pkey -in {directory}/key.pem -pubout")
     lab.ssh(f"rm {directory}/csr.pem")
     (project.root / "requests" / "test" / f"{fqdn('LAB02')}.csr").unlink()
@@ -77,7 +79,7 @@ def test_deleted_csr_is_remade_with_the_same_key(first_run, project, lab):
     run = project.deploy()
 
     assert run.changed == 2  # the CSR, and the request pack read back from the host
-    assert on_host(lab, f"sha256sum {directory}/key.pem; stat -c %i {directory}/key.pem") == key_before
+    assert on_host(lab, f"sha256sum {directory}/key.pem; stat -L -c %i {directory}/key.pem") == key_before
     csr_public = on_host(lab, f"openssl req -in {directory}/csr.pem -noout -pubkey")
     assert csr_public == public_before
     assert (project.root / "requests" / "test" / f"{fqdn('LAB02')}.csr").read_text() == \
@@ -99,16 +101,17 @@ def test_loosened_key_permissions_are_restored(first_run, project, lab):
     key = f"{BASE}/{fqdn('LAB03', 'OtherSupplier')}/key.pem"
     lab.ssh(f"chmod 0644 {key}")
     project.deploy()
-    assert on_host(lab, f"stat -c %a {key}").strip() == "600"
+    assert on_host(lab, f"stat -L -c %a {key}").strip() == "600"
 
 
 def test_existing_key_is_never_replaced_even_if_the_fact_is_stale(first_run, lab):
     """The on-host guard refuses to overwrite key.pem, whatever the controller believed."""
     directory = f"{BASE}/{fqdn('LAB01')}"
     before = on_host(lab, f"sha256sum {directory}/key.pem")
-    from bars_receiver.operations import _MAKE_KEY
+    from bars_receiver.scripts import script_text
 
-    result = lab.ssh(f"sh -c '{_MAKE_KEY}' bars {directory} 2048 plain", check=False)
+    lab.ssh(f"sh -c {shlex.quote(script_text('prepare'))} bars {directory}")
+    result = lab.ssh(f"sh -c {shlex.quote(script_text('make_key'))} bars {directory} live 2048 plain", check=False)
     assert result.returncode != 0
     assert "refusing to replace a private key" in result.stderr
     assert on_host(lab, f"sha256sum {directory}/key.pem") == before
@@ -148,7 +151,7 @@ def test_passphrase_never_in_output_or_process_list(first_run, project, lab):
     assert secret not in run.output
     directory = f"{BASE}/{fqdn('LAB05', 'Encrypted')}"
     assert on_host(lab, f"head -1 {directory}/key.pem").strip() == "-----BEGIN ENCRYPTED PRIVATE KEY-----"
-    assert on_host(lab, f"stat -c '%a %U' {directory}/key.pass").split() == ["600", "root"]
+    assert on_host(lab, f"stat -L -c '%a %U' {directory}/key.pass").split() == ["600", "root"]
     assert on_host(lab, f"cat {directory}/key.pass") == secret
     assert "4096 bit" in on_host(lab, f"openssl req -in {directory}/csr.pem -noout -text")
     # and the run after it is quiet

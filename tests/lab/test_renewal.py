@@ -78,6 +78,12 @@ def key_files(lab) -> dict[str, str]:
     return {path: digest for digest, path in (line.split() for line in listing.splitlines())}
 
 
+def key_inodes(lab) -> set[str]:
+    """The distinct key and passphrase files under base_dir (a generation hard-links, never copies)."""
+    return set(on_host(lab, "find /etc/bars-receiver -type f \\( -name key.pem -o -name key.pass \\) "
+                            "-printf '%i\\n'").split())
+
+
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory) -> LabCA:
     return LabCA(tmp_path_factory.mktemp("lab-ca"))
@@ -100,6 +106,8 @@ def before_swap(renewing, project, lab):
     """What the host and the project hold just before the renewed certificate arrives."""
     return {
         "keys": key_files(lab),
+        "key_inodes": key_inodes(lab),
+        "live_generation": on_host(lab, f"readlink {KEY_DIR}/live").strip(),
         "live_key": fetch(lab, f"{KEY_DIR}/key.pem"),
         "live_pass": fetch(lab, f"{KEY_DIR}/key.pass"),
         "live_cert": fetch(lab, f"{KEY_DIR}/cert.pem"),
@@ -124,7 +132,7 @@ def test_renewing_endpoint_stages_a_root_only_next_key_and_csr(renewing, lab):
     row = status(renewing, RENEWING)
     assert row.split()[2] == "renewing"
     assert f"next key staged: send requests/test/{RENEWING}.next.csr" in row
-    assert on_host(lab, f"stat -c '%a %U %G' {NEXT_DIR} {NEXT_DIR}/key.pem {NEXT_DIR}/key.pass "
+    assert on_host(lab, f"stat -L -c '%a %U %G' {NEXT_DIR} {NEXT_DIR}/key.pem {NEXT_DIR}/key.pass "
                         f"{NEXT_DIR}/csr.pem").split() == ["700", "root", "root", *["600", "root", "root"] * 3]
     assert on_host(lab, f"head -1 {NEXT_DIR}/key.pem").strip() == "-----BEGIN ENCRYPTED PRIVATE KEY-----"
     subject = on_host(lab, f"openssl req -in {NEXT_DIR}/csr.pem -noout -subject -nameopt RFC2253")
@@ -168,7 +176,7 @@ def test_the_renewed_certificate_swaps_in_the_next_key(renewed, before_swap, lab
     assert fetch(lab, f"{KEY_DIR}/key.pem") == before_swap["next_key"]
     assert fetch(lab, f"{KEY_DIR}/csr.pem") == before_swap["next_csr"]
     assert lab.ssh(f"test -e {NEXT_DIR}/key.pem", check=False).returncode == 1
-    assert on_host(lab, f"stat -c '%a %U %G' {KEY_DIR}/key.pem {KEY_DIR}/key.pass").split() == \
+    assert on_host(lab, f"stat -L -c '%a %U %G' {KEY_DIR}/key.pem {KEY_DIR}/key.pass").split() == \
         ["600", "root", "root"] * 2
     cert = x509.load_pem_x509_certificate(fetch(lab, f"{KEY_DIR}/cert.pem"))
     assert cert.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) \
@@ -176,7 +184,9 @@ def test_the_renewed_certificate_swaps_in_the_next_key(renewed, before_swap, lab
 
 
 def test_the_old_key_and_certificate_are_archived_byte_for_byte(renewed, before_swap, lab):
-    (archived,) = on_host(lab, f"ls -d {KEY_DIR}/archive/*/").split()
+    archived = f"{KEY_DIR}/{before_swap['live_generation']}/"
+    assert archived.startswith(f"{KEY_DIR}/archive/")
+    assert on_host(lab, f"readlink {KEY_DIR}/live").strip() != before_swap["live_generation"]
     assert on_host(lab, f"stat -c '%a %U %G' {KEY_DIR}/archive {archived}").split() == ["700", "root", "root"] * 2
     assert fetch(lab, f"{archived}key.pem") == before_swap["live_key"]
     assert fetch(lab, f"{archived}key.pass") == before_swap["live_pass"]
@@ -209,7 +219,8 @@ def test_the_live_request_pack_now_holds_the_new_csr(renewed, before_swap, proje
 def test_no_private_key_was_ever_deleted(renewed, before_swap, lab):
     after = key_files(lab)
     assert set(before_swap["keys"].values()) <= set(after.values())
-    assert len(after) == len(before_swap["keys"])  # moved and archived, not copied or dropped
+    # hard links into the new generation, never copies: one inode per key and passphrase file
+    assert key_inodes(lab) == before_swap["key_inodes"]
 
 
 def test_a_second_run_after_the_swap_changes_nothing(renewed, project, lab):

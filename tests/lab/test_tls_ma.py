@@ -295,7 +295,7 @@ def test_encrypted_key_is_served_through_its_password_file(active, lab, ca, clie
     assert lab.ssh(f"head -1 /etc/bars-receiver/{name}/key.pem").stdout.strip() == \
         "-----BEGIN ENCRYPTED PRIVATE KEY-----"
     config = lab.ssh(f"cat {CONFIG}").stdout
-    assert f"ssl_password_file /etc/bars-receiver/{name}/key.pass;" in config
+    assert f"ssl_password_file /etc/bars-receiver/{name}/live/key.pass;" in config
     deadline = time.monotonic() + 10
     while (status := curl(lab, active, "/metadata", clients["good"], name=name)[0]) != 200:
         assert time.monotonic() < deadline, f"{name} answered {status}"

@@ -24,6 +24,7 @@ from bars_receiver import certificate_operations as ops
 from bars_receiver.certificate_facts import CertificateFiles, InstalledCertificate, InstalledCertificates
 from bars_receiver.certificates import check_inventory_certificates
 from bars_receiver.facts import EndpointState, FileMeta
+from bars_receiver.scripts import script_text
 from bars_receiver.status import Row, endpoint_rows, format_table
 from lab.ca import Authority, new_key
 
@@ -75,39 +76,69 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+def run(name: str, *args: str) -> subprocess.CompletedProcess:
+    """files/scripts/<name>.sh exactly as the deploy sends it (lib.sh inlined)."""
+    return sh(script_text(name), *args)
+
+
+def generation(key_dir: Path, key=KEY, passphrase: bytes | None = b"key-passphrase", role: str = "live") -> Path:
+    """What make_key.sh leaves: a key (and key.pass) in archive/<N>/, ``role`` naming it."""
+    archive = key_dir / "archive"
+    archive.mkdir(parents=True, mode=0o700, exist_ok=True)
+    gen = archive / str(len(list(archive.iterdir())) + 1)
+    gen.mkdir(mode=0o700)
+    encryption = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    if passphrase:
+        (gen / "key.pass").write_bytes(passphrase + b"\n")
+    (gen / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    (key_dir / role).symlink_to(f"archive/{gen.name}")
+    if role == "live":
+        for name in ("key.pem", "key.pass", "csr.pem", "cert.pem", "chain.pem", "ca.pem"):
+            (key_dir / name).symlink_to(f"live/{name}")
+    return gen
+
+
 @pytest.fixture
 def host_dirs(tmp_path: Path) -> SimpleNamespace:
-    """base_dir/<fqdn>/ with an encrypted key.pem + key.pass, and an empty app_dir."""
+    """base_dir/<fqdn>/ with an encrypted key and key.pass in generation 1 (live), and an empty app_dir."""
     base = tmp_path / "etc" / "bars-receiver"
     key_dir = base / FQDN
     key_dir.mkdir(parents=True, mode=0o700)
-    (key_dir / "key.pass").write_text("key-passphrase\n")
-    (key_dir / "key.pem").write_bytes(KEY.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"key-passphrase")))
+    generation(key_dir)
     app = tmp_path / "etc" / "bars-receiver-app"
+    app.mkdir(parents=True, mode=0o700)
     return SimpleNamespace(base=base, key_dir=key_dir, app=app, handoff=app / FQDN, project=tmp_path / "project")
 
 
-def stage(key_dir: Path, certificate) -> None:
-    """What endpoint_certificate uploads before running the install script."""
+def stage(key_dir: Path, certificate, source: str = "live") -> subprocess.CompletedProcess:
+    """What endpoint_certificate runs and uploads before switch.sh."""
+    prepared = run("prepare", str(key_dir), source)
+    assert prepared.returncode == 0, prepared.stderr
     for name, text in (("cert.pem", certificate.leaf_pem), ("chain.pem", certificate.chain_pem), ("ca.pem", certificate.ca_pem)):
-        (key_dir / f".{name}.new").write_text(text)
+        (key_dir / ".staging" / "gen" / name).write_text(text)
+    return prepared
 
 
-def install(dirs, certificate) -> subprocess.CompletedProcess:
-    stage(dirs.key_dir, certificate)
-    return sh(ops.INSTALL_SCRIPT, str(dirs.key_dir))
+def install(dirs, certificate, source: str = "live") -> subprocess.CompletedProcess:
+    stage(dirs.key_dir, certificate, source)
+    return run("switch", str(dirs.key_dir), source)
 
 
-def build(dirs, profile="modern", password_step="generate", source="generated", group="root", dir_mode="700", file_mode="600"):
-    return sh(ops.BUILD_SCRIPT, str(dirs.key_dir), str(dirs.handoff), FQDN, profile, password_step, source, group, dir_mode, file_mode)
+def build(dirs, profile="modern", password_step="generate", source="generated", group="root", dir_mode="700",
+          file_mode="600", prepare=True):
+    if prepare:
+        assert run("prepare", str(dirs.handoff)).returncode == 0
+    return run("build_pfx", str(dirs.key_dir), str(dirs.handoff), FQDN, profile, password_step, source, group,
+               dir_mode, file_mode, "", str(ops.HASH_ROUNDS))
+
+
+def live_generation(directory: Path) -> Path:
+    return directory / os.readlink(directory / "live")
 
 
 def fact(dirs, source="generated", group="") -> InstalledCertificates:
     command = CertificateFiles().command(str(dirs.base), str(dirs.app), source, group)
-    script = command.bits[2].obj if hasattr(command.bits[2], "obj") else command.bits[2]
-    result = sh(script, str(dirs.base), str(dirs.app), source, group)
+    result = run("certificate_files", str(dirs.base), str(dirs.app), source, group)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     if not AS_ROOT:  # files this user made stand for root's
@@ -121,11 +152,15 @@ def test_install_puts_certificate_chain_and_bundle_beside_the_key(host_dirs):
     certificate = issued(host_dirs.project)
     result = install(host_dirs, certificate)
     assert result.returncode == 0, result.stderr
-    assert (host_dirs.key_dir / "cert.pem").read_text() == certificate.leaf_pem
-    assert (host_dirs.key_dir / "chain.pem").read_text() == certificate.chain_pem
-    assert (host_dirs.key_dir / "ca.pem").read_text() == certificate.ca_pem
-    assert not list(host_dirs.key_dir.glob(".*.new"))
-    assert oct((host_dirs.key_dir / "cert.pem").stat().st_mode & 0o777) == "0o644"
+    live = live_generation(host_dirs.key_dir)
+    assert live == host_dirs.key_dir / "archive" / "2"  # a new generation; 1 still holds the key alone
+    assert (live / "cert.pem").read_text() == certificate.leaf_pem
+    assert (live / "chain.pem").read_text() == certificate.chain_pem
+    assert (live / "ca.pem").read_text() == certificate.ca_pem
+    assert (live / "key.pem").samefile(host_dirs.key_dir / "archive" / "1" / "key.pem")  # hard link, never a copy
+    assert (host_dirs.key_dir / "chain.pem").read_text() == certificate.chain_pem  # the top-level names follow live
+    assert not (host_dirs.key_dir / ".staging").exists()
+    assert oct((live / "cert.pem").stat().st_mode & 0o777) == "0o644"
 
 
 def test_host_refuses_a_certificate_for_another_key_and_switches_nothing(host_dirs):
@@ -135,8 +170,9 @@ def test_host_refuses_a_certificate_for_another_key_and_switches_nothing(host_di
     wrong = issued(host_dirs.project / "other", key=OTHER_KEY)
     result = install(host_dirs, wrong)
     assert result.returncode == 1
-    assert "not for this endpoint's key" in result.stderr and "nothing was switched" in result.stderr
+    assert "is not for live/key.pem" in result.stderr and "nothing was switched" in result.stderr
     assert snapshot(host_dirs.key_dir) == before  # staged files removed, installed ones untouched
+    assert not (host_dirs.key_dir / ".staging").exists()
 
 
 def test_a_replaced_certificate_is_archived(host_dirs):
@@ -144,8 +180,8 @@ def test_a_replaced_certificate_is_archived(host_dirs):
     assert install(host_dirs, first).returncode == 0
     second = issued(host_dirs.project / "again")  # same key, new certificate (a re-issue)
     assert install(host_dirs, second).returncode == 0
-    archived = list((host_dirs.key_dir / "archive").glob("cert-*.pem"))
-    assert [p.read_text() for p in archived] == [first.leaf_pem]
+    assert (host_dirs.key_dir / "archive" / "2" / "cert.pem").read_text() == first.leaf_pem
+    assert live_generation(host_dirs.key_dir) == host_dirs.key_dir / "archive" / "3"
     assert (host_dirs.key_dir / "cert.pem").read_text() == second.leaf_pem
 
 
@@ -179,10 +215,12 @@ def test_pfx_is_built_in_the_profile_asked_for_and_opens_with_its_password(host_
     for word in words:
         assert word in info
     env = (host_dirs.handoff / "kestrel.env").read_text()
-    assert f"Kestrel__Certificates__Default__Path={host_dirs.handoff}/receiver.pfx\n" in env
+    assert f"Kestrel__Certificates__Default__Path={live_generation(host_dirs.handoff)}/receiver.pfx\n" in env
     assert (host_dirs.handoff / "pfx.pass").read_text().strip() in env
     for name in ("receiver.pfx", "pfx.pass", "kestrel.env"):
+        assert (host_dirs.handoff / name).readlink() == Path("live") / name
         assert oct((host_dirs.handoff / name).stat().st_mode & 0o777) == "0o600"
+    assert not (host_dirs.handoff / ".staging").exists()
     assert oct((host_dirs.key_dir / "pfx.inputs").stat().st_mode & 0o777) == "0o600"
 
 
@@ -211,10 +249,9 @@ def test_ci_secret_password_is_compared_by_salted_hash(host_dirs):
     certificate = issued(host_dirs.project)
     install(host_dirs, certificate)
     secret = SecretStr('ci-"secret"-$HOME-`x`\\')
-    staged = host_dirs.handoff / ".pfx.pass.new"
-    host_dirs.handoff.mkdir(parents=True, mode=0o700)
-    staged.write_text(secret.get_secret_value() + "\n")
-    assert build(host_dirs, password_step="upload", source="env").returncode == 0
+    assert run("prepare", str(host_dirs.handoff)).returncode == 0
+    (host_dirs.handoff / ".staging" / "gen" / "pfx.pass").write_text(secret.get_secret_value() + "\n")
+    assert build(host_dirs, password_step="upload", source="env", prepare=False).returncode == 0
     key, _, _ = pkcs12.load_key_and_certificates(
         (host_dirs.handoff / "receiver.pfx").read_bytes(), secret.get_secret_value().encode())
     assert key is not None
@@ -298,8 +335,11 @@ def test_changed_certificate_is_uploaded_then_checked_by_the_host(tmp_path, fake
     state = installed_like(certificate)
     state.files["cert.pem"] = "0" * 64
     commands = list(ops.endpoint_certificate._inner("/etc/bars-receiver/x", certificate, state))
-    assert isinstance(commands[0], FileUploadCommand) and commands[0].dest == "/etc/bars-receiver/x/.cert.pem.new"
-    assert isinstance(commands[-1], StringCommand) and len(commands) == 2
+    prepare, *uploads, switch = commands
+    assert "bars-prepare /etc/bars-receiver/x live" in prepare.get_raw_value()
+    assert [upload.dest for upload in uploads] == [  # all three, into a new generation: never over live files
+        f"/etc/bars-receiver/x/.staging/gen/{name}" for name in ("cert.pem", "chain.pem", "ca.pem")]
+    assert switch.get_raw_value().endswith("bars-switch /etc/bars-receiver/x live")
 
 
 def test_pfx_with_env_password_uploads_into_a_precreated_private_file(tmp_path, fake_host):
@@ -307,11 +347,12 @@ def test_pfx_with_env_password_uploads_into_a_precreated_private_file(tmp_path, 
     secret = SecretStr("never-in-argv-123")
     commands = list(ops.pkcs12_bundle._inner(
         "/k", "/a/x", FQDN, certificate, public_pem(KEY), InstalledCertificate(), password=secret))
-    create, upload, build_command = commands
+    prepare, create, upload, build_command = commands
+    assert prepare.get_raw_value().endswith("bars-prepare /a/x")  # clears and makes the root-only staging
     script = str(create.bits[2].obj if hasattr(create.bits[2], "obj") else create.bits[2])
     assert 'umask 077' in script and ': > "$1"' in script  # empty and private before the upload
-    assert create.get_raw_value().endswith("/a/x/.pfx.pass.new")
-    assert isinstance(upload, FileUploadCommand) and upload.dest == "/a/x/.pfx.pass.new"
+    assert create.get_raw_value().endswith("/a/x/.staging/gen/pfx.pass")
+    assert isinstance(upload, FileUploadCommand) and upload.dest == "/a/x/.staging/gen/pfx.pass"
     assert upload.src.getvalue() == "never-in-argv-123\n"
     for command in (create, build_command):
         assert "never-in-argv" not in command.get_raw_value()
@@ -334,7 +375,7 @@ def test_permissions_follow_app_group_without_a_rebuild(host_dirs, fake_host):
     commands = list(ops.pkcs12_bundle._inner(str(host_dirs.key_dir), str(host_dirs.handoff), FQDN, certificate,
                                              public_pem(KEY), installed, app_group="barsapp", group_gid=1234))
     raw = [c.get_raw_value() for c in commands]
-    assert len(raw) == 4 and all("chown root:" in r for r in raw)  # the dir and three files; no rebuild
+    assert len(raw) == 1 and raw[0].endswith("bars-handoff_modes " + f"{host_dirs.handoff} barsapp 750 640")  # no rebuild
     assert not any("pkcs12 -export" in r for r in raw)
     assert list(ops.pkcs12_bundle._inner(str(host_dirs.key_dir), str(host_dirs.handoff), FQDN, certificate,
                                          public_pem(KEY), installed)) == []

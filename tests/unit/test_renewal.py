@@ -7,7 +7,7 @@ tests/lab/test_renewal.py runs the whole renewal on a real host.
 
 from __future__ import annotations
 
-import hashlib
+import os
 import shutil
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from bars_receiver.request_pack import remove_renewal_pack, write_request_pack
 from bars_receiver.status import endpoint_rows
 from lab.ca import new_key
 
-from .test_certificate_install import AUTHORITY, FQDN, KEY, OTHER_KEY, issued, public_pem, receiver_with, sh, snapshot
+from .test_certificate_install import AUTHORITY, FQDN, KEY, OTHER_KEY, issued, public_pem, receiver_with, run, sh, snapshot
 
 NEXT_KEY = new_key()
 REPO = Path(__file__).resolve().parents[2]
@@ -148,16 +148,18 @@ def test_swap_uploads_all_three_files_then_runs_the_swap_script(tmp_path, monkey
     monkeypatch.setattr(ops, "host", None)  # a swap never takes the no-op path
     commands = list(ops.endpoint_certificate._inner("/etc/bars-receiver/x", certificate,
                                                     ops.InstalledCertificate(), swap_keys=True))
-    uploads = [c.dest for c in commands[:-1]]
-    assert uploads == [f"/etc/bars-receiver/x/.{n}.new" for n in ("cert.pem", "chain.pem", "ca.pem")]
-    assert "mv -f next/key.pem key.pem" in commands[-1].get_raw_value()
+    uploads = [c.dest for c in commands[1:-1]]
+    assert commands[0].get_raw_value().endswith("bars-prepare /etc/bars-receiver/x next")
+    assert uploads == [f"/etc/bars-receiver/x/.staging/gen/{n}" for n in ("cert.pem", "chain.pem", "ca.pem")]
+    assert commands[-1].get_raw_value().endswith("bars-switch /etc/bars-receiver/x next")
 
 
-# ---------------------------------------------------------------- the swap script, run here
+# ---------------------------------------------------------------- migration and the swap, run here
 
 @pytest.fixture
-def renewing_dir(tmp_path: Path) -> Path:
-    """An endpoint directory with a live key, certificate and CSR, and a staged next/ key and CSR."""
+def legacy_dir(tmp_path: Path) -> Path:
+    """An endpoint directory of the previous layout: live key, certificate and CSR as files at the
+    top, a staged next/ key and CSR (with a different passphrase)."""
     directory = tmp_path / FQDN
     (directory / "next").mkdir(parents=True, mode=0o700)
     old = AUTHORITY.sign_csr(csr_pem(KEY))
@@ -173,39 +175,84 @@ def renewing_dir(tmp_path: Path) -> Path:
     return directory
 
 
+def migrate(directory: Path) -> None:
+    result = run("reconcile", str(directory.parent), str(directory.parent / "no-app-dir"))
+    assert result.returncode == 0, result.stderr
+
+
+def inodes(directory: Path) -> set[int]:
+    return {p.stat().st_ino for p in directory.rglob("*") if p.is_file() and not p.is_symlink()}
+
+
 def stage(directory: Path, key) -> x509.Certificate:
     cert = AUTHORITY.sign_csr(csr_pem(key))
-    (directory / ".cert.pem.new").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / ".chain.pem.new").write_bytes(AUTHORITY.chain_pem(cert))
-    (directory / ".ca.pem.new").write_bytes(b"bundle")
+    assert run("prepare", str(directory), "next").returncode == 0
+    (directory / ".staging/gen/cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / ".staging/gen/chain.pem").write_bytes(AUTHORITY.chain_pem(cert))
+    (directory / ".staging/gen/ca.pem").write_bytes(b"bundle")
     return cert
 
 
-def test_swap_archives_the_live_files_and_moves_the_next_ones_into_place(renewing_dir):
-    before = snapshot(renewing_dir)
-    cert = stage(renewing_dir, NEXT_KEY)
-    result = sh(ops.SWAP_SCRIPT, str(renewing_dir))
-    assert result.returncode == 0, result.stderr
-    after = snapshot(renewing_dir)
-    (archive,) = (renewing_dir / "archive").iterdir()
-    assert oct((renewing_dir / "archive").stat().st_mode & 0o777) == "0o700"
-    assert archive.name.endswith("-" + hashlib.sha256(before["cert.pem"]).hexdigest()[:16])
-    for name in ("key.pem", "key.pass", "cert.pem", "chain.pem", "csr.pem"):
-        assert after[f"archive/{archive.name}/{name}"] == before[name], name
+def test_the_previous_layout_migrates_into_generations_without_losing_a_file(legacy_dir):
+    before = snapshot(legacy_dir)
+    files_before = inodes(legacy_dir)
+    migrate(legacy_dir)
+    assert inodes(legacy_dir) == files_before  # the same files, hard-linked into generations
+    live, next_ = os.readlink(legacy_dir / "live"), os.readlink(legacy_dir / "next")
+    assert (live, next_) == ("archive/1", "archive/2")
+    for name in ("key.pem", "key.pass", "csr.pem", "cert.pem", "chain.pem", "ca.pem"):
+        assert os.readlink(legacy_dir / name) == f"live/{name}"
+        assert (legacy_dir / live / name).read_bytes() == before[name], name
     for name in ("key.pem", "key.pass", "csr.pem"):
-        assert after[name] == before[f"next/{name}"], name
+        assert (legacy_dir / next_ / name).read_bytes() == before[f"next/{name}"], name
+    assert (legacy_dir / "next" / "key.pem").read_bytes() == before["next/key.pem"]  # the old path still reads
+    assert not (legacy_dir / ".staging").exists()
+    state = EndpointFiles().process(run("endpoint_files", str(legacy_dir.parent)).stdout.splitlines())[FQDN]
+    assert state.repairs == [] and state.key_public_pem == public_pem(KEY)
+    assert state.next.key_public_pem == public_pem(NEXT_KEY)
+    migrated = snapshot(legacy_dir)
+    migrate(legacy_dir)  # a second run changes nothing
+    assert snapshot(legacy_dir) == migrated
+
+
+def test_the_fact_describes_a_previous_layout_as_the_migration_will_leave_it(legacy_dir):
+    output = run("endpoint_files", str(legacy_dir.parent)).stdout.splitlines()
+    before = EndpointFiles().process(output)[FQDN]
+    assert before.repairs == ["previous layout (key.pem is a file)"]
+    migrate(legacy_dir)
+    after = EndpointFiles().process(run("endpoint_files", str(legacy_dir.parent)).stdout.splitlines())[FQDN]
+    assert (before.key_public_pem, before.csr_pem, before.next.key_public_pem, before.next.csr_pem) == \
+        (after.key_public_pem, after.csr_pem, after.next.key_public_pem, after.next.csr_pem)
+
+
+def test_swap_makes_a_new_generation_and_keeps_the_old_one(legacy_dir):
+    migrate(legacy_dir)
+    before = snapshot(legacy_dir)
+    cert = stage(legacy_dir, NEXT_KEY)
+    result = run("switch", str(legacy_dir), "next")
+    assert result.returncode == 0, result.stderr
+    after = snapshot(legacy_dir)
+    assert os.readlink(legacy_dir / "live") == "archive/3" and not (legacy_dir / "next").exists()
+    assert oct((legacy_dir / "archive").stat().st_mode & 0o777) == "0o700"
+    for name in ("key.pem", "key.pass", "cert.pem", "chain.pem", "csr.pem"):
+        assert after[f"archive/1/{name}"] == before[f"archive/1/{name}"], name  # the old generation, untouched
+    for name in ("key.pem", "key.pass", "csr.pem"):
+        assert after[name] == before[f"archive/2/{name}"], name
+        assert (legacy_dir / "archive/3" / name).samefile(legacy_dir / "archive/2" / name)
     assert after["cert.pem"] == cert.public_bytes(serialization.Encoding.PEM) and after["ca.pem"] == b"bundle"
-    assert not (renewing_dir / "next").exists() and not list(renewing_dir.glob(".*.new"))
-    assert oct((renewing_dir / "key.pem").stat().st_mode & 0o777) == "0o600"
+    assert not (legacy_dir / ".staging").exists()
+    assert oct((legacy_dir / "key.pem").stat().st_mode & 0o777) == "0o600"
+    assert "renewed; the previous key and certificate stay in" in result.stdout
 
 
-def test_swap_refuses_a_certificate_not_for_the_next_key_and_switches_nothing(renewing_dir):
-    before = snapshot(renewing_dir)
-    stage(renewing_dir, KEY)  # for the live key: not a renewal of it
-    result = sh(ops.SWAP_SCRIPT, str(renewing_dir))
+def test_swap_refuses_a_certificate_not_for_the_next_key_and_switches_nothing(legacy_dir):
+    migrate(legacy_dir)
+    before = snapshot(legacy_dir)
+    stage(legacy_dir, KEY)  # for the live key: not a renewal of it
+    result = run("switch", str(legacy_dir), "next")
     assert result.returncode == 1
-    assert "not for next/key.pem" in result.stderr and "nothing was switched" in result.stderr
-    assert snapshot(renewing_dir) == before and not (renewing_dir / "archive").exists()
+    assert "is not for next/key.pem" in result.stderr and "nothing was switched" in result.stderr
+    assert snapshot(legacy_dir) == before and not (legacy_dir / "archive" / "3").exists()
 
 
 # ---------------------------------------------------------------- status and request packs

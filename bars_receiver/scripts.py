@@ -1,0 +1,35 @@
+"""The host scripts in files/scripts/, as pyinfra commands.
+
+The shell lives in files (POSIX sh, shellcheck-clean, testable in a temporary directory); Python
+only decides which script runs with which arguments. Each script sources lib.sh through the
+line ``. "${BARS_LIB:-./lib.sh}"``; here that line is replaced by lib.sh itself, so one
+``sh -c`` carries the whole script and nothing is left on the host between runs.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pyinfra.api import StringCommand
+
+from .shell import script_command
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "files" / "scripts"
+SOURCE_LIB = '. "${BARS_LIB:-./lib.sh}"'
+
+
+@functools.lru_cache(maxsize=None)
+def script_text(name: str) -> str:
+    """Script ``name`` (files/scripts/<name>.sh) with lib.sh in place of the line sourcing it.
+    ``BARS_SCRIPT`` names it for the test-only stop hook (lib.sh's ``step``)."""
+    text = (SCRIPTS / f"{name}.sh").read_text()
+    if SOURCE_LIB not in text:
+        raise ValueError(f"files/scripts/{name}.sh does not source lib.sh")
+    lib = (SCRIPTS / "lib.sh").read_text()
+    return text.replace(SOURCE_LIB, f"BARS_SCRIPT={name}\n{lib}", 1)
+
+
+def run_script(name: str, *args: object) -> StringCommand:
+    """``sh -c <script> bars-<name> ARGS...``: every argument quoted, never pasted into the script."""
+    return script_command(script_text(name), *args, name=f"bars-{name}")

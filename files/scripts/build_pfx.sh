@@ -1,0 +1,62 @@
+#!/bin/sh
+# Build the PKCS#12 from the live generation's key and chain in a hand-off generation of its own
+# (receiver.pfx, pfx.pass, kestrel.env together), check it opens with its password, then rename
+# the hand-off's live onto it, so the application never sees a PFX beside another's password.
+# What it was built from goes to pfx.inputs (root-only, in the key directory) last. prepare.sh
+# cleared <handoff>/.staging and made .staging/gen (and a CI-secret password was uploaded there).
+# Arguments: keydir handoff fqdn profile password(upload|generate|keep) source group dirmode
+# filemode salt rounds (of the recorded sha512-crypt password hash).
+set -eu
+umask 077
+# shellcheck source=lib.sh
+. "${BARS_LIB:-./lib.sh}"
+keydir=$1 handoff=$2 fqdn=$3 profile=$4 password=$5 source=$6 group=$7 dirmode=$8 filemode=$9 salt=${10} rounds=${11}
+gen=$handoff/.staging/gen
+trap 'rm -rf "$handoff/.staging"' EXIT
+[ -d "$gen" ] || fail "$handoff: nothing was staged for the PKCS#12"
+case $password in
+  upload) [ -s "$gen/pfx.pass" ] || fail "$handoff: the uploaded PFX password is missing" ;;
+  generate) openssl rand -hex 24 > "$gen/pfx.pass" ;;
+  keep) cp "$handoff/live/pfx.pass" "$gen/pfx.pass" ;;
+  *) fail "unknown password step $password" ;;
+esac
+case $profile in
+  modern) set -- -keypbe AES-256-CBC -certpbe AES-256-CBC -macalg sha256 ;;
+  legacy) set -- -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1 ;;
+  *) fail "unknown PKCS#12 profile $profile" ;;
+esac
+live=$keydir/live
+passin=$(key_passin "$live/key.pem" "$live/key.pass") || fail "$live/key.pem: openssl cannot read it with its key.pass"
+openssl pkcs12 -export -inkey "$live/key.pem" -passin "$passin" -in "$live/chain.pem" -name "$fqdn" "$@" \
+  -passout "file:$gen/pfx.pass" -out "$gen/receiver.pfx"
+openssl pkcs12 -in "$gen/receiver.pfx" -passin "file:$gen/pfx.pass" -noout
+step "PKCS#12 built in staging"
+[ -d "$handoff/archive" ] || mkdir -m 700 "$handoff/archive"
+n=$(next_number "$handoff")
+env_text "$handoff/archive/$n/receiver.pfx" "$gen/pfx.pass" > "$gen/kestrel.env"
+salt="rounds=$rounds\$${salt:-$(openssl rand -hex 8)}"
+{
+  echo "chain_sha256 $(sha256sum < "$live/chain.pem" | cut -c1-64)"
+  echo "key_sha256 $(openssl pkey -in "$live/key.pem" -passin "$passin" -pubout -outform DER | sha256sum | cut -c1-64)"
+  echo "profile $profile"
+  echo "password_source $source"
+  echo "password_hash $(openssl passwd -6 -salt "$salt" -in "$gen/pfx.pass")"
+  echo "password_sha256 $(sha256sum < "$gen/pfx.pass" | cut -c1-64)"
+} > "$gen/pfx.inputs"
+handoff_modes "$handoff" "$group" "$dirmode" "$filemode" "$gen"
+mv -T "$gen" "$handoff/archive/$n"
+step "hand-off generation $n in archive"
+point "$handoff" live "archive/$n"
+step "hand-off live names generation $n"
+for f in receiver.pfx pfx.pass kestrel.env; do
+  [ "$(readlink "$handoff/$f" 2>/dev/null)" = "live/$f" ] || point "$handoff" "$f" "live/$f"
+done
+# The record is root-only: moved to the key directory once what it describes is live.
+mv -f "$handoff/archive/$n/pfx.inputs" "$keydir/pfx.inputs"
+step "pfx.inputs recorded"
+# Earlier PKCS#12s and their passwords are not kept: the key and certificates they came from are.
+for old in "$handoff"/archive/*/; do
+  old=${old%/}
+  [ "${old##*/}" = "$n" ] || rm -rf "$old"
+done
+rm -rf "$handoff/.staging"

@@ -1,0 +1,53 @@
+#!/bin/sh
+# The certificate-files fact: installed certificates (through live/) and the PKCS#12 hand-off of
+# every endpoint. Prints hashes and modes, never a password: whether pfx.pass still matches the
+# one the PFX was built with is decided here. Changes nothing.
+# Arguments: base_dir app_dir password_source(env|generated) app_group.
+# shellcheck source=lib.sh
+. "${BARS_LIB:-./lib.sh}"
+base=$1 app=$2 source=$3 group=$4
+if [ -n "$group" ]; then
+  gid=$(getent group "$group" | cut -d: -f3)
+  if [ -n "$gid" ]; then echo "@@group $gid"; else echo "@@group_missing"; fi
+fi
+[ -d "$base" ] || exit 0
+for dir in "$base"/*/; do
+  [ -d "$dir" ] || continue
+  dir=${dir%/}
+  name=${dir##*/}
+  echo "@@endpoint $name"
+  for f in cert.pem chain.pem ca.pem; do
+    [ -f "$dir/$f" ] && echo "@@file $f $(sha256sum < "$dir/$f" | cut -c1-64) $(stat -L -c '%a %u %g' "$dir/$f")"
+  done
+  recorded_sum=
+  if [ -f "$dir/pfx.inputs" ]; then
+    while read -r key value; do
+      case $key in
+        password_sha256) recorded_sum=$value ;;
+        password_hash) [ "$source" = env ] && echo "@@input $key $value" ;;
+        ?*) echo "@@input $key $value" ;;
+      esac
+    done < "$dir/pfx.inputs"
+  fi
+  handoff="$app/$name"
+  [ -d "$handoff" ] || continue
+  [ -e "$handoff/.staging" ] && echo "@@handoff_staging"
+  stat -c '@@appdir %a %u %g' "$handoff"
+  live=$(pointer_number "$handoff/live")
+  [ -n "$live" ] || continue
+  gen=$handoff/archive/$live
+  echo "@@handoff_generation $(stat -c '%a %u %g' "$gen") $(stat -c '%a %u %g' "$handoff/archive")"
+  for f in receiver.pfx pfx.pass kestrel.env; do
+    [ -f "$gen/$f" ] && [ "$(readlink "$handoff/$f")" = "live/$f" ] && echo "@@app $f $(stat -c '%a %u %g' "$gen/$f")"
+  done
+  # Compared here, never printed: a CI-secret password may be guessable from a plain hash.
+  if [ -n "$recorded_sum" ] && [ -f "$gen/pfx.pass" ] && \
+     [ "$(sha256sum < "$gen/pfx.pass" | cut -c1-64)" = "$recorded_sum" ]; then
+    echo "@@password_matches"
+  fi
+  if [ -f "$gen/pfx.pass" ] && [ -f "$gen/kestrel.env" ]; then
+    expected=$(env_text "$gen/receiver.pfx" "$gen/pfx.pass" | sha256sum)
+    if [ "$expected" = "$(sha256sum < "$gen/kestrel.env")" ]; then echo "@@env_current"; fi
+  fi
+done
+exit 0

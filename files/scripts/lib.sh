@@ -1,0 +1,259 @@
+# shellcheck shell=sh
+# Shared by every host script (bars_receiver/scripts.py puts it in front of each one).
+#
+# An endpoint directory holds generations: archive/<N>/ (key.pem, key.pass, csr.pem and, once a
+# certificate is installed, cert.pem, chain.pem, ca.pem). "live" and "next" are symlinks to one
+# generation each, replaced only by rename(2); key.pem, cert.pem... at the top are symlinks
+# through live/. Secrets are staged only in .staging/ (0700), which a script clears before use.
+
+BARS_TEST_STOP=${BARS_TEST_STOP:-/run/bars-receiver-test-stop}
+COMPAT_NAMES="key.pem key.pass csr.pem cert.pem chain.pem ca.pem"
+LEGACY_STAGED=".cert.pem.new .chain.pem.new .ca.pem.new .csr.pem.new .key.pem.new .key.pass.new .pfx.inputs.new"
+
+fail() {
+  echo "$*" >&2
+  exit 1
+}
+
+# Test-only hook: a file the lab test plants, holding "<script>:<k>", stops this script after its
+# k-th step as a crash would (SIGKILL: no trap runs, nothing is tidied).
+bars_step=0
+step() {
+  bars_step=$((bars_step + 1))
+  if [ -f "$BARS_TEST_STOP" ] && [ "$(cat "$BARS_TEST_STOP")" = "${BARS_SCRIPT:-}:$bars_step" ]; then
+    echo "test hook: ${BARS_SCRIPT:-}: stopped after step $bars_step ($1)" >&2
+    kill -KILL $$
+  fi
+}
+
+# An empty root-only .staging/ in directory $1; anything an earlier run left there goes first.
+stage_clear() {
+  rm -rf "$1/.staging"
+  mkdir -m 700 "$1/.staging"
+}
+
+# rename(2) a new symlink $1/$2 -> $3 over whatever is there.
+point() {
+  ln -sfn "$3" "$1/.staging/.link.$2"
+  mv -T "$1/.staging/.link.$2" "$1/$2"
+}
+
+# The number for a new generation: one more than the highest in $1/archive.
+next_number() {
+  n=0
+  for g in "$1"/archive/*/; do
+    g=${g%/}
+    g=${g##*/}
+    case $g in '' | *[!0-9]*) continue ;; esac
+    [ "$g" -gt "$n" ] && n=$g
+  done
+  echo $((n + 1))
+}
+
+# The number of the generation a pointer names (empty when absent or not one of ours).
+pointer_number() {
+  [ -L "$1" ] || return 0
+  t=$(readlink "$1")
+  case $t in archive/*) t=${t#archive/} ;; *) return 0 ;; esac
+  case $t in '' | *[!0-9]*) return 0 ;; esac
+  [ -d "${1%/*}/archive/$t" ] && echo "$t"
+  return 0
+}
+
+# The -passin argument that opens key $1: the first of the passphrase files $2... that does, or
+# none at all. Fails when nothing opens it.
+key_passin() {
+  key=$1
+  shift
+  for pass in "$@" ""; do
+    if [ -n "$pass" ]; then
+      [ -f "$pass" ] || continue
+      passin="file:$pass"
+    else
+      passin=pass:
+    fi
+    if openssl pkey -in "$key" -passin "$passin" -noout 2>/dev/null; then
+      echo "$passin"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# The newest key.pass kept by the previous layout's renewal archive (archive/<UTC time>-<hash>/).
+legacy_archived_pass() {
+  latest=
+  for p in "$1"/archive/*T*Z-*/key.pass; do
+    [ -f "$p" ] && latest=$p
+  done
+  echo "$latest"
+}
+
+public_key() {
+  openssl pkey -in "$1" -passin "$2" -pubout 2>/dev/null
+}
+
+# The newest generation of $1 holding a key; with $2 = complete, only those with a certificate.
+newest_generation() {
+  best=0
+  for g in "$1"/archive/*/; do
+    g=${g%/}
+    n=${g##*/}
+    case $n in '' | *[!0-9]*) continue ;; esac
+    [ -f "$g/key.pem" ] || continue
+    if [ "${2:-}" = complete ] && [ ! -f "$g/chain.pem" ]; then continue; fi
+    [ "$n" -gt "$best" ] && best=$n
+  done
+  [ "$best" -gt 0 ] && echo "$best"
+  return 0
+}
+
+# Which generations live and next should name, decided from what is on disk (no changes):
+# sets $want_live and $want_next (numbers, or empty).
+resolve() {
+  d=$1
+  want_live=$(pointer_number "$d/live")
+  if [ -z "$want_live" ] || [ ! -f "$d/archive/$want_live/key.pem" ]; then
+    want_live=$(newest_generation "$d" complete)
+    [ -n "$want_live" ] || want_live=$(newest_generation "$d")
+  fi
+  want_next=$(pointer_number "$d/next")
+  if [ -n "$want_next" ] && { [ ! -f "$d/archive/$want_next/key.pem" ] || [ -f "$d/archive/$want_next/chain.pem" ] ||
+    same_file "$d/archive/$want_next/key.pem" "$d/archive/$want_live/key.pem"; }; then
+    want_next=
+  fi
+  if [ -z "$want_next" ] && [ -n "$want_live" ] && [ ! -e "$d/next" ]; then
+    # A key made for renewal whose pointer a crash never wrote: the newest key-only generation.
+    newest=$(newest_generation "$d")
+    if [ "$newest" -gt "$want_live" ] && [ ! -f "$d/archive/$newest/chain.pem" ] &&
+      ! same_file "$d/archive/$newest/key.pem" "$d/archive/$want_live/key.pem"; then
+      want_next=$newest
+    fi
+  fi
+  return 0
+}
+
+# Why endpoint directory $1 needs reconcile (one reason per line); nothing when it does not.
+repair_reasons() {
+  d=$1
+  if [ -f "$d/key.pem" ] && [ ! -L "$d/key.pem" ]; then echo "previous layout (key.pem is a file)"; return 0; fi
+  [ -e "$d/.staging" ] && echo "staging left by an interrupted run"
+  for f in $LEGACY_STAGED; do [ -e "$d/$f" ] && echo "$f left by an interrupted run"; done
+  [ -d "$d/archive" ] || return 0
+  resolve "$d"
+  [ "$(pointer_number "$d/live")" = "$want_live" ] || echo "live does not name generation ${want_live:-none}"
+  if [ -n "$want_next" ]; then
+    [ "$(pointer_number "$d/next")" = "$want_next" ] || echo "next does not name generation $want_next"
+  elif [ -e "$d/next" ] || [ -L "$d/next" ]; then
+    echo "next names no pending key"
+  fi
+  if [ -n "$want_live" ]; then
+    for f in $COMPAT_NAMES; do
+      [ "$(readlink "$d/$f" 2>/dev/null)" = "live/$f" ] || { echo "$f is not the link live/$f"; break; }
+    done
+  fi
+  return 0
+}
+
+# A generation in $1/.staging/gen built from the key file $2 opened with -passin $3 (hard links:
+# the key is never copied), with the CSR $4 and, if they are for that key, the certificates
+# beside $5 (cert.pem, chain.pem, ca.pem), renamed into archive/<N>. Prints N.
+adopt_legacy() {
+  d=$1 key=$2 passin=$3 csr=$4 certs=$5
+  rm -rf "$d/.staging/gen"
+  mkdir -m 700 "$d/.staging/gen"
+  ln "$key" "$d/.staging/gen/key.pem"
+  case $passin in file:*) ln "${passin#file:}" "$d/.staging/gen/key.pass" ;; esac
+  [ -f "$csr" ] && ln "$csr" "$d/.staging/gen/csr.pem"
+  if [ -n "$certs" ] && [ -f "$certs/chain.pem" ] && [ -f "$certs/cert.pem" ] && [ -f "$certs/ca.pem" ] &&
+    [ "$(openssl x509 -in "$certs/chain.pem" -noout -pubkey 2>/dev/null)" = "$(public_key "$key" "$passin")" ]; then
+    for f in cert.pem chain.pem ca.pem; do ln "$certs/$f" "$d/.staging/gen/$f"; done
+  fi
+  [ -d "$d/archive" ] || mkdir -m 700 "$d/archive"
+  n=$(next_number "$d")
+  mv -T "$d/.staging/gen" "$d/archive/$n"
+  echo "$n"
+}
+
+# Move an endpoint directory of the previous layout (key.pem, key.pass, cert.pem... as files at
+# the top, a next/ directory while renewing) into generations, keeping every file (hard links).
+# The passphrase that opens each key is found wherever an interrupted renewal swap left it.
+migrate() {
+  d=$1
+  [ -f "$d/key.pem" ] && [ ! -L "$d/key.pem" ] || return 0
+  old_pass=$(legacy_archived_pass "$d")
+  if [ -L "$d/live" ] && same_file "$d/live/key.pem" "$d/key.pem"; then
+    : # an interrupted migration already made this generation
+  else
+    passin=$(key_passin "$d/key.pem" "$d/key.pass" "$old_pass" "$d/next/key.pass") ||
+      fail "$d/key.pem: openssl cannot read it with key.pass or any passphrase kept beside it; restore key.pass"
+    n=$(adopt_legacy "$d" "$d/key.pem" "$passin" "$d/csr.pem" "$d")
+    step "legacy live generation $n made"
+    point "$d" live "archive/$n"
+    step "live points at it"
+  fi
+  if [ -d "$d/next" ] && [ ! -L "$d/next" ]; then
+    if [ -f "$d/next/key.pem" ] && ! same_file "$d/next/key.pem" "$d/live/key.pem"; then
+      passin=$(key_passin "$d/next/key.pem" "$d/next/key.pass" "$d/key.pass") ||
+        fail "$d/next/key.pem: openssl cannot read it with next/key.pass or key.pass; restore its key.pass"
+      if [ "$(public_key "$d/next/key.pem" "$passin")" != "$(public_key "$d/live/key.pem" "$(key_passin "$d/live/key.pem" "$d/live/key.pass")")" ]; then
+        n=$(adopt_legacy "$d" "$d/next/key.pem" "$passin" "$d/next/csr.pem" "")
+        step "legacy next generation $n made"
+      fi
+    fi
+    mv -T "$d/next" "$d/.staging/legacy-next"
+    step "legacy next/ moved aside"
+  fi
+  for f in $COMPAT_NAMES; do point "$d" "$f" "live/$f"; done
+  step "top-level names link through live"
+}
+
+# Bring endpoint directory $1 to the state resolve() names, from whatever a crash left.
+repair() {
+  d=$1
+  [ -d "$d" ] || return 0
+  stage_clear "$d"
+  for f in $LEGACY_STAGED; do rm -f "${d:?}/$f"; done
+  migrate "$d"
+  [ -d "$d/archive" ] || { rm -rf "$d/.staging"; return 0; }
+  resolve "$d"
+  if [ -n "$want_live" ] && [ "$(pointer_number "$d/live")" != "$want_live" ]; then
+    point "$d" live "archive/$want_live"
+  fi
+  if [ -n "$want_next" ]; then
+    [ "$(pointer_number "$d/next")" = "$want_next" ] || point "$d" next "archive/$want_next"
+  elif [ -e "$d/next" ] || [ -L "$d/next" ]; then
+    rm -f "$d/next"
+  fi
+  if [ -n "$want_live" ]; then
+    for f in $COMPAT_NAMES; do
+      [ "$(readlink "$d/$f" 2>/dev/null)" = "live/$f" ] || point "$d" "$f" "live/$f"
+    done
+  fi
+  rm -rf "$d/.staging"
+}
+
+# kestrel.env as the host writes it. The password is read by sed from the file and printed by the
+# shell's builtin printf: never argv.
+env_text() {
+  printf 'Kestrel__Certificates__Default__Path=%s\n' "$1"
+  printf 'Kestrel__Certificates__Default__Password="%s"\n' "$(sed -e 's/[\\"`$]/\\&/g' "$2")"
+}
+
+# Owner and modes of hand-off directory $1 (group $2, modes $3/$4) and of generation $5, if any.
+handoff_modes() {
+  chown "root:$2" "$1"
+  chmod "$3" "$1"
+  if [ -d "$1/archive" ]; then chown "root:$2" "$1/archive"; chmod "$3" "$1/archive"; fi
+  [ -n "${5:-}" ] || return 0
+  chown "root:$2" "$5"
+  chmod "$3" "$5"
+  for f in receiver.pfx pfx.pass kestrel.env; do
+    if [ -f "$5/$f" ]; then chown "root:$2" "$5/$f"; chmod "$4" "$5/$f"; fi
+  done
+}
+
+# Whether $1 and $2 are the same file (hard links of one key count as one).
+same_file() {
+  [ -e "$1" ] && [ -e "$2" ] && [ "$(stat -L -c %d:%i "$1")" = "$(stat -L -c %d:%i "$2")" ]
+}

@@ -1,0 +1,33 @@
+#!/bin/sh
+# A new private key in a generation of its own, 0600 from birth, then live (first key) or next
+# (renewal) pointed at it by one rename. prepare.sh made .staging/gen (and the passphrase file
+# was uploaded into it). Refuses when the role already names a key: a key is never replaced.
+# Arguments: endpoint_dir role bits protection(encrypted|plain).
+set -eu
+umask 077
+# shellcheck source=lib.sh
+. "${BARS_LIB:-./lib.sh}"
+dir=$1 role=$2 bits=$3 protection=$4
+gen=$dir/.staging/gen
+trap 'rm -rf "$dir/.staging"' EXIT
+[ -d "$gen" ] || fail "$dir: nothing was staged for the new key"
+if [ -f "$dir/$role/key.pem" ]; then fail "$dir/$role/key.pem already exists; refusing to replace a private key"; fi
+if [ "$protection" = encrypted ]; then
+  [ -s "$gen/key.pass" ] || fail "$dir: the key passphrase was not staged"
+  set -- -aes-256-cbc -pass "file:$gen/key.pass"
+else
+  rm -f "$gen/key.pass"
+  set --
+fi
+openssl genpkey -quiet -algorithm RSA -pkeyopt "rsa_keygen_bits:$bits" "$@" -out "$gen/key.pem"
+step "key made in staging"
+[ -d "$dir/archive" ] || mkdir -m 700 "$dir/archive"
+n=$(next_number "$dir")
+mv -T "$gen" "$dir/archive/$n"
+step "generation $n in archive"
+point "$dir" "$role" "archive/$n"
+step "$role names generation $n"
+if [ "$role" = live ]; then
+  for f in $COMPAT_NAMES; do point "$dir" "$f" "live/$f"; done
+fi
+rm -rf "$dir/.staging"

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Make the generation in .staging/gen (the key of the source role, hard-linked by prepare.sh,
+# and the uploaded cert.pem, chain.pem, ca.pem) the one nginx and the PKCS#12 use: check that the
+# certificates are for that key, rename the directory into archive/<N>, then rename live onto
+# it. Before that rename nothing served has changed; after it, all of it has. A renewal (source
+# next) then drops the next pointer; its old live generation stays in archive/.
+# Arguments: endpoint_dir source_role(live|next).
+set -eu
+umask 077
+# shellcheck source=lib.sh
+. "${BARS_LIB:-./lib.sh}"
+dir=$1 source=$2
+gen=$dir/.staging/gen
+trap 'rm -rf "$dir/.staging"' EXIT
+unchanged="nothing was switched; live is as it was"
+[ -f "$gen/key.pem" ] || fail "$dir: there is no staged key ($unchanged)"
+passin=$(key_passin "$gen/key.pem" "$gen/key.pass") || fail "$dir/$source/key.pem: openssl cannot read it ($unchanged)"
+key=$(public_key "$gen/key.pem" "$passin")
+for f in cert.pem chain.pem; do
+  [ -f "$gen/$f" ] || fail "$dir: the new $f was not staged ($unchanged)"
+  certkey=$(openssl x509 -in "$gen/$f" -noout -pubkey 2>/dev/null) || fail "$dir: openssl cannot read the new $f ($unchanged)"
+  [ "$certkey" = "$key" ] || fail "$dir: the new $f is not for $source/key.pem: its public key differs ($unchanged)"
+done
+[ -f "$gen/ca.pem" ] || fail "$dir: the new ca.pem was not staged ($unchanged)"
+chmod 0644 "$gen/cert.pem" "$gen/chain.pem" "$gen/ca.pem"
+step "checked"
+[ -d "$dir/archive" ] || mkdir -m 700 "$dir/archive"
+n=$(next_number "$dir")
+previous=$(pointer_number "$dir/live")
+mv -T "$gen" "$dir/archive/$n"
+step "generation $n in archive"
+point "$dir" live "archive/$n"
+step "live names generation $n"
+if [ "$source" = next ]; then
+  rm -f "$dir/next"
+  step "next dropped"
+fi
+for f in $COMPAT_NAMES; do [ "$(readlink "$dir/$f" 2>/dev/null)" = "live/$f" ] || point "$dir" "$f" "live/$f"; done
+rm -rf "$dir/.staging"
+if [ "$source" = next ]; then
+  echo "$dir: renewed; the previous key and certificate stay in $dir/archive/${previous:-?}"
+fi

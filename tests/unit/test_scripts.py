@@ -1,0 +1,101 @@
+"""The host scripts in files/scripts/: shellcheck-clean POSIX sh, and what lib.sh's recovery
+does with each state an interrupted run of the previous or the current layout can leave."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bars_receiver.scripts import SCRIPTS, script_text
+
+from .test_certificate_install import KEY, generation, run
+from .test_renewal import NEXT_KEY, key_pem, legacy_dir, migrate  # noqa: F401  (fixture)
+
+SHELLCHECK = shutil.which("shellcheck")
+
+
+def test_every_script_is_shellcheck_clean():
+    assert SHELLCHECK, "shellcheck is missing: bin/setup installs it (Debian package shellcheck)"
+    scripts = sorted(SCRIPTS.glob("*.sh"))
+    assert len(scripts) >= 10
+    result = subprocess.run([SHELLCHECK, "-s", "sh", "-x", "-P", "SCRIPTDIR", *map(str, scripts)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SCRIPTS.glob("*.sh") if p.stem != "lib"))
+def test_every_script_inlines_lib_and_parses_as_posix_sh(name):
+    text = script_text(name)
+    assert f"BARS_SCRIPT={name}\n" in text and "stage_clear()" in text
+    assert subprocess.run(["sh", "-n", "-c", text], capture_output=True).returncode == 0
+
+
+def public(directory: Path, role: str) -> str:
+    passfile = directory / role / "key.pass"
+    passin = f"file:{passfile}" if passfile.exists() else "pass:"
+    return subprocess.run(["openssl", "pkey", "-in", str(directory / role / "key.pem"), "-passin", passin, "-pubout"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_half_swapped_previous_layout_finds_each_key_its_passphrase(legacy_dir):  # noqa: F811
+    """The previous swap stopped between moving next/key.pass and next/key.pem: key.pass is the
+    next key's, the live key's is only in the archive the swap had made."""
+    archived = legacy_dir / "archive" / "20260101T000000Z-0123456789abcdef"
+    archived.mkdir(parents=True)
+    os.link(legacy_dir / "key.pass", archived / "key.pass")
+    os.replace(legacy_dir / "next" / "key.pass", legacy_dir / "key.pass")
+    migrate(legacy_dir)
+    assert public(legacy_dir, "live") == public(legacy_dir, "archive/1")
+    assert (legacy_dir / "live" / "key.pass").read_bytes() == b"pw"
+    assert (legacy_dir / "next" / "key.pass").read_bytes() == b"pw2"
+    assert (legacy_dir / "live" / "chain.pem").exists()  # still the live key's certificate
+    assert run("repair_check", str(legacy_dir)).stdout == ""
+
+
+def test_key_made_but_never_pointed_at_is_adopted_as_next(tmp_path):
+    directory = tmp_path / "base" / "x.nhs.uk"
+    directory.mkdir(parents=True)
+    generation(directory)
+    (directory / "archive" / "1" / "chain.pem").write_text("cert")
+    stray = directory / "archive" / "2"
+    stray.mkdir()
+    (stray / "key.pem").write_bytes(key_pem(NEXT_KEY, b"pw2"))
+    (directory / ".staging").mkdir()
+    (directory / ".staging" / "key.pass").write_text("secret")
+    reasons = run("repair_check", str(directory)).stdout.splitlines()
+    assert "staging left by an interrupted run" in reasons and "next does not name generation 2" in reasons
+    assert run("reconcile", str(directory.parent), str(tmp_path / "app")).returncode == 0
+    assert os.readlink(directory / "next") == "archive/2" and not (directory / ".staging").exists()
+    assert run("repair_check", str(directory)).stdout == ""
+
+
+def test_next_left_naming_the_live_key_after_a_swap_is_dropped(tmp_path):
+    directory = tmp_path / "base" / "x.nhs.uk"
+    directory.mkdir(parents=True)
+    gen = generation(directory, key=KEY)
+    (directory / "next").symlink_to("archive/2")
+    (directory / "archive" / "2").mkdir()
+    os.link(gen / "key.pem", directory / "archive" / "2" / "key.pem")
+    assert run("repair_check", str(directory)).stdout.splitlines() == ["next names no pending key"]
+    assert run("reconcile", str(directory.parent), str(tmp_path / "app")).returncode == 0
+    assert not (directory / "next").exists() and os.readlink(directory / "live") == "archive/1"
+
+
+def test_stop_hook_kills_the_script_after_the_named_step(tmp_path):
+    directory = tmp_path / "x.nhs.uk"
+    directory.mkdir()
+    hook = tmp_path / "stop"
+    hook.write_text("make_key:2\n")
+    env = {**os.environ, "BARS_TEST_STOP": str(hook)}
+    assert run("prepare", str(directory)).returncode == 0
+    result = subprocess.run(["sh", "-c", script_text("make_key"), "bars", str(directory), "live", "2048", "plain"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == -9 and "stopped after step 2" in result.stderr
+    assert (directory / "archive" / "1" / "key.pem").exists() and not (directory / "live").exists()
+    assert (directory / ".staging").exists()  # a crash tidies nothing: reconcile does
+    assert run("reconcile", str(tmp_path), str(tmp_path / "app")).returncode == 0
+    assert os.readlink(directory / "live") == "archive/1" and not (directory / ".staging").exists()
