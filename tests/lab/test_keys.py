@@ -73,7 +73,7 @@ def test_deleted_csr_is_remade_with_the_same_key(first_run, project, lab):
     directory = f"{BASE}/{fqdn('LAB02')}"
     key_before = on_host(lab, f"sha256sum {directory}/key.pem; stat -L -c %i {directory}/key.pem")
     public_before = on_host(lab, f"openssl pkey -in {directory}/key.pem -pubout")
-    lab.ssh(f"rm {directory}/csr.pem")
+    lab.ssh(f"rm {directory}/live/csr.pem")  # the file itself, in its generation
     (project.root / "requests" / "test" / f"{fqdn('LAB02')}.csr").unlink()
 
     run = project.deploy()
