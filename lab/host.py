@@ -659,11 +659,11 @@ class Lab:
             raise LabError(f"lab {self.name!r} did not shut down within {timeout:.0f} s for the reboot")
         self.wait_ready(timeout)
 
-    def down(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Shut the container down, delete its netns and state dir.
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Shut the container down, as if the host were powered off; keep its rootfs and netns.
 
-        Safe to call twice and on a half-built lab. Only the PIDs recorded in
-        the state dir are signalled: SIGTERM first (an orderly shutdown), then
+        Why: a fleet test needs a host that is down for one run and back for the next. Only the
+        PIDs recorded in the state dir are signalled: SIGTERM first (an orderly shutdown), then
         SIGKILL to those same PIDs if they outstay `timeout`.
         """
         _require_root()
@@ -675,6 +675,23 @@ class Lab:
             _signal(supervisor, signal.SIGKILL)
             if not _wait_gone(pids, 10):
                 raise LabError(f"lab {self.name!r}: processes {pids} did not exit")
+
+    def start(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """Boot a stopped lab again from the same rootfs (see ``stop``) and wait for SSH."""
+        _require_root()
+        if self.is_running():
+            raise LabError(f"lab {self.name!r} is already running")
+        if not self.rootfs.is_dir() or not _netns_exists(self.name):
+            raise LabError(f"lab {self.name!r} has no rootfs or netns to start; bring it up first")
+        self._start()
+        self.wait_ready(timeout)
+
+    def down(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Shut the container down, delete its netns and state dir.
+
+        Safe to call twice and on a half-built lab.
+        """
+        self.stop(timeout)
         _netns_delete(self.name)
         self._remove_state_dir()
 

@@ -1,4 +1,4 @@
-"""A throwaway copy of the project aimed at one lab host, for tests and benchmarks.
+"""A throwaway copy of the project aimed at one lab host or a lab fleet, for tests and benchmarks.
 
 Each copy has its own inventories/, requests/ and files/certs/, so runs cannot see each other.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from .fleet import PROXY as FLEET_PROXY, Fleet
 from .host import Lab
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,9 +44,12 @@ class Run:
 
 
 class Project:
-    """A copy of the project with its own inventories for one lab host."""
+    """A copy of the project with its own inventories, for one lab host or a lab fleet.
 
-    def __init__(self, root: Path, lab: Lab):
+    With a fleet, pyinfra runs on the fleet's switch and reaches every host at its fleet address.
+    """
+
+    def __init__(self, root: Path, lab: Lab | Fleet):
         self.root = root
         self.lab = lab
         for name in COPIED:
@@ -61,6 +65,21 @@ class Project:
             "settings": {"proxy_addresses": ["127.0.0.2"], **(settings or {})},
             "hosts": {self.lab.name: {**self.lab.host_data(), "endpoints": endpoints}},
         }
+        return self._write_document(document, name)
+
+    def write_fleet_inventory(self, endpoints: dict[int, list[dict]], settings: dict | None = None,
+                              name: str = "test") -> Path:
+        """An inventory naming fleet hosts by index (1-based) with their endpoints; the BaRS
+        proxy is the fleet's stand-in address."""
+        document = {
+            "environment": "int",
+            "settings": {"proxy_addresses": [FLEET_PROXY], **(settings or {})},
+            "hosts": {self.lab.host_name(index): {**self.lab.host_data(index), "endpoints": host_endpoints}
+                      for index, host_endpoints in endpoints.items()},
+        }
+        return self._write_document(document, name)
+
+    def _write_document(self, document: dict, name: str) -> Path:
         path = self.root / "inventories" / f"{name}.yml"
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         (self.root / "inventories" / f"{name}.py").write_text(
@@ -69,7 +88,8 @@ class Project:
         return path
 
     def deploy(self, *args: str, inventory: str = "test", env: dict | None = None, check: bool = True) -> Run:
-        """Run ``pyinfra -y --json ARGS inventories/<inventory>.py deploy.py`` inside the lab's netns."""
+        """Run ``pyinfra -y --json ARGS inventories/<inventory>.py deploy.py`` inside the lab's netns
+        (a fleet's switch)."""
         argv = [*self.lab.netns_prefix(), str(PYINFRA), "-y", "--json", *args,
                 f"inventories/{inventory}.py", "deploy.py"]
         result = subprocess.run(

@@ -1,7 +1,9 @@
-"""Fixtures for tests that run pyinfra over SSH against a real lab host.
+"""Fixtures for tests that run pyinfra over SSH against a real lab host, or a lab fleet.
 
-Each test module gets its own lab host (a fresh Debian container in its own network namespace)
-and its own copy of the project, so modules cannot see each other's keys, rules or files.
+Each test module gets its own lab host (a fresh Debian container in its own network namespace),
+or, with ``fleet``, its own lab fleet (lab/fleet.py), and its own copy of the project, so modules
+cannot see each other's keys, rules or files. A module uses either ``project`` (one host) or
+``fleet_project``.
 """
 
 from __future__ import annotations
@@ -10,19 +12,35 @@ import os
 
 import pytest
 
+from lab.fleet import Fleet
 from lab.host import Lab
 from lab.project import Project, Run, endpoint, fqdn  # noqa: F401  (re-exported for test modules)
+
+
+def _lab_name(request, width: int = 8) -> str:
+    if os.geteuid() != 0:
+        pytest.fail("lab tests need root (systemd-nspawn, network namespaces); run bin/test as root")
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    return f"bt-{os.getpid() % 10000}-{module[:width]}"
 
 
 @pytest.fixture(scope="module")
 def lab(request):
     """A booted lab host, torn down after the module."""
-    if os.geteuid() != 0:
-        pytest.fail("lab tests need root (systemd-nspawn, network namespaces); run bin/test as root")
-    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
-    name = f"bt-{os.getpid() % 10000}-{module[:8]}"
-    with Lab.up(name=name) as host:
+    with Lab.up(name=_lab_name(request)) as host:
         yield host
+
+
+@pytest.fixture(scope="module")
+def fleet(request):
+    """Four lab hosts on one lab network (booted in parallel), torn down after the module."""
+    with Fleet.up(name=_lab_name(request, 6), size=getattr(request.module, "FLEET_SIZE", 4)) as hosts:
+        yield hosts
+
+
+@pytest.fixture(scope="module")
+def fleet_project(fleet, tmp_path_factory) -> Project:
+    return Project(tmp_path_factory.mktemp("project"), fleet)
 
 
 @pytest.fixture(scope="module")
