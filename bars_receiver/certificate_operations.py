@@ -247,14 +247,15 @@ def renewal_due(certificate: IssuedCertificate | None, state: EndpointState | No
             and key_role(certificate, state) == "live")
 
 
-def host_problems(receiver, endpoint_files: dict, installed) -> list[str]:
-    """Reasons not to touch this host at all, found from the facts before any operation runs.
+def key_refusals(receiver, endpoint_files: dict) -> dict[str, str]:
+    """FQDN -> why its checked certificate cannot go on this host, found from the facts before any
+    operation runs. Such an endpoint is left exactly as it is; the rest of the host goes ahead.
 
     A certificate is worth days of someone's time: if the host no longer holds the key it was
     issued for (the live key, or the next key staged for renewal), say so rather than make a new
     key or install a certificate that cannot work.
     """
-    problems = []
+    refusals = {}
     for endpoint in receiver.endpoints:
         certificate = receiver.certificates.get(endpoint.fqdn)
         if certificate is None:
@@ -265,7 +266,7 @@ def host_problems(receiver, endpoint_files: dict, installed) -> list[str]:
         if key_role(certificate, state) is not None:
             continue
         if state is None or state.key is None:
-            problems.append(
+            refusals[endpoint.fqdn] = (
                 f"{certificate.source}: was issued for the key behind {csr}, but the host has no {key_path}: the key "
                 "it was issued for is gone. Restore key.pem (and key.pass) from backup; or, if it is lost, move the "
                 ".cer out of files/certs (git keeps it) and re-run to make a new key and CSR to send"
@@ -273,17 +274,23 @@ def host_problems(receiver, endpoint_files: dict, installed) -> list[str]:
         elif state.key_unreadable or state.key_public_pem is None or (
                 certificate.for_next_key and (state.next is None or state.next.key_unreadable)):
             path = f"{receiver.endpoint_dir(endpoint.fqdn)}/{NEXT}/key.pem" if certificate.for_next_key else key_path
-            problems.append(
+            refusals[endpoint.fqdn] = (
                 f"{certificate.source}: cannot be checked against {path}: the host has no such key, or openssl "
-                "cannot read it with its key.pass. Restore it (and key.pass); nothing was changed"
+                "cannot read it with its key.pass. Restore it (and key.pass); the endpoint was left as it is"
             )
         else:
-            problems.append(
+            refusals[endpoint.fqdn] = (
                 f"{certificate.source}: is for the key behind {csr}, but {key_path} on the host is a different "
                 f"key{' (and so is ' + NEXT + '/key.pem)' if state.next is not None else ''}, so the certificate "
                 "cannot be installed. Was the host rebuilt or the key replaced? Restore the original key.pem, or "
                 "move the .cer out of files/certs and request a certificate for the host's current CSR"
             )
+    return refusals
+
+
+def host_problems(receiver, installed) -> list[str]:
+    """Reasons not to touch this host at all, found from the facts before any operation runs."""
+    problems = []
     settings = receiver.settings
     if settings.app_group and receiver.certificates and installed.group_gid is None:
         problems.append(

@@ -7,6 +7,11 @@ inventory loads: the file parses, its CN is the FQDN, its key is the key behind 
 ``requests/<inventory>/<fqdn>.csr`` (or, during a renewal, behind ``<fqdn>.next.csr``), it chains with valid signatures to the CA certificates in
 ``files/ca/<inventory>/`` (which match ``ca_pins`` when pins are set), it is within its validity
 period, and it allows TLS server use. A refusal names the file, says what is wrong and what is right.
+
+A refused certificate affects its endpoint only: it is not installed, and every other endpoint
+of the inventory goes ahead (``CertificateCheck.refused``). What concerns the inventory as a whole
+(the CA bundle and its pins, a certificate file under the wrong name or twice) still stops the
+run before any host is touched (``CertificateCheck.problems``).
 """
 
 from __future__ import annotations
@@ -86,10 +91,15 @@ class CABundle:
 
 @dataclass
 class CertificateCheck:
-    """What checking one inventory's certificates found."""
+    """What checking one inventory's certificates found.
+
+    ``problems`` stop the run; ``refused`` maps an FQDN to why its certificate file was refused
+    (``"<file>: <reason>"``): that endpoint is reported and left as it is on its host.
+    """
 
     certificates: dict[str, IssuedCertificate] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     bundle: CABundle | None = None  # files/ca/<inventory>/, when there was a reason to read it
 
@@ -543,7 +553,7 @@ def check_inventory_certificates(
                 bundle=bundle, others=others, source=label, now=now,
             )
         except CertificateProblem as problem:
-            result.problems.append(Problem(label, "", str(problem)))
+            result.refused[fqdn] = str(Problem(label, "", str(problem)))
             continue
         result.certificates[fqdn] = issued
         days = issued.days_left(now)

@@ -157,6 +157,7 @@ class _Loader:
         self.problems: list[Problem] = []
         self.sources: dict[str, str] = {}  # setting name -> file that supplied it
         self.ca_bundle: CABundle | None = None  # files/ca/<inventory>/ as the certificate check read it
+        self.refused: dict[str, str] = {}  # FQDN -> why its certificate file was refused
 
     def fail(self, field: str, message: str, file: str | None = None) -> None:
         self.problems.append(Problem(file or self.file, field, message))
@@ -308,6 +309,10 @@ class _Loader:
         self.problems += check.problems
         for warning in check.warnings:
             logger.warning(warning)
+        # A refused certificate stops only its own endpoint (reported again in the status table).
+        self.refused = check.refused
+        for reason in check.refused.values():
+            logger.warning(f"{reason}; this endpoint is left as it is on its host, the others go ahead")
         self.ca_bundle = check.bundle
         return check.certificates
 
@@ -472,6 +477,7 @@ def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
             endpoints=tuple(resolved[name]),
             key_passphrase=passphrase,
             certificates={e.fqdn: certificates[e.fqdn] for e in resolved[name] if e.fqdn in certificates},
+            refused={e.fqdn: loader.refused[e.fqdn] for e in resolved[name] if e.fqdn in loader.refused},
             pfx_password=pfx_password,
             client_crl_pem=client_crl_pem,
         )

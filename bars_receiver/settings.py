@@ -178,6 +178,8 @@ class HostSettings(Strict):
     key_passphrase: SecretStr | None = None
     # Checked certificates by FQDN; an endpoint without one is still "requested".
     certificates: dict[str, IssuedCertificate] = {}
+    # FQDN -> why its certificate file was refused: that endpoint alone is left as it is.
+    refused: dict[str, str] = {}
     pfx_password: SecretStr | None = None
     # The checked client CRLs (PEM) when client_crl is set.
     client_crl_pem: str | None = None

@@ -23,14 +23,17 @@ certificate_changes = host.data.get("certificate_changes")
 if certificate_changes is None:
     certificate_changes = []
 
+refused = host.data.get("refused") or {}  # endpoints left as they are this run (deploy.py)
+
 # Checked before any operation of this run executes, so a refusal leaves the host untouched.
-problems = host_problems(receiver, endpoint_files, installed)
+problems = host_problems(receiver, installed)
 if problems:
     raise DeployError(f"{host.name}: certificates refused; nothing was done:\n" + "\n".join(f"  - {p}" for p in problems))
 
-record_status(host.state, host.name, endpoint_rows(host.name, receiver, installed))
+record_status(host.state, host.name, endpoint_rows(host.name, receiver, installed, refused=refused))
 
-active = [endpoint for endpoint in receiver.endpoints if endpoint.fqdn in receiver.certificates]
+active = [endpoint for endpoint in receiver.endpoints
+          if endpoint.fqdn in receiver.certificates and endpoint.fqdn not in refused]
 if active:
     private_directory(
         name="Application hand-off directory",

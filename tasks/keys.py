@@ -18,6 +18,7 @@ from bars_receiver.operations import (
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
 certificate_files = host.data.certificate_files
+refused = host.data.get("refused") or {}  # endpoints left as they are this run (deploy.py)
 
 private_directory(name="Endpoint base directory (root only)", path=receiver.settings.base_dir)
 
@@ -32,6 +33,8 @@ reconciled_endpoints(
 )
 
 for endpoint in receiver.endpoints:
+    if endpoint.fqdn in refused:
+        continue
     directory = receiver.endpoint_dir(endpoint.fqdn)
     state = endpoint_files.get(endpoint.fqdn)
     private_key(

@@ -8,6 +8,7 @@ nothing else.
 from pyinfra import host
 from pyinfra.operations import systemd
 
+from bars_receiver.certificate_facts import INSTALLED_FILES
 from bars_receiver.certificate_operations import serving_state
 from bars_receiver.nginx import LIVE_CONFIG, NginxLoaded, Site, checked_config, reload, render_config
 from bars_receiver.operations import file_atomically
@@ -15,6 +16,16 @@ from bars_receiver.operations import file_atomically
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
 certificate_changes = host.data.certificate_changes
+installed = host.data.get("certificate_files")
+refused = host.data.get("refused") or {}  # endpoints left as they are this run (deploy.py)
+
+
+def still_installed(fqdn: str) -> bool:
+    """A refused endpoint keeps serving what the host already holds, if it holds a whole set."""
+    state = endpoint_files.get(fqdn)
+    held = installed.get(fqdn).files if installed is not None else {}
+    return state is not None and state.key_public_pem is not None and all(f in held for f in INSTALLED_FILES)
+
 
 crl_path = f"{receiver.settings.base_dir}/client-crl.pem" if receiver.client_crl_pem else None
 reload_after = list(certificate_changes)
@@ -27,11 +38,16 @@ if crl_path:
 
 sites = []
 for endpoint in receiver.endpoints:
-    if endpoint.fqdn not in receiver.certificates:
+    if endpoint.fqdn in refused:
+        if not still_installed(endpoint.fqdn):
+            continue
+        serving = endpoint_files[endpoint.fqdn]
+    elif endpoint.fqdn not in receiver.certificates:
         continue
+    else:
+        # After a renewal's key swap, the key that serves is the one that was in next/.
+        serving = serving_state(receiver.certificates[endpoint.fqdn], endpoint_files[endpoint.fqdn])
     directory = receiver.endpoint_dir(endpoint.fqdn)
-    # After a renewal's key swap, the key that serves is the one that was in next/.
-    serving = serving_state(receiver.certificates[endpoint.fqdn], endpoint_files[endpoint.fqdn])
     has_passphrase = serving.key_pass is not None
     sites.append(Site(
         fqdn=endpoint.fqdn,

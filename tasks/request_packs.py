@@ -17,6 +17,7 @@ from bars_receiver.request_pack import remove_renewal_pack, write_request_pack
 
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
+refused = host.data.get("refused") or {}  # endpoints left as they are this run (deploy.py)
 
 
 def write_pack(endpoint, state, renewal=False):
@@ -38,6 +39,8 @@ def promote_renewal_pack(endpoint):
 
 
 for endpoint in receiver.endpoints:
+    if endpoint.fqdn in refused:
+        continue
     state = endpoint_files.get(endpoint.fqdn)
     certificate = receiver.certificates.get(endpoint.fqdn)
     if certificate is not None and key_role(certificate, state) == "next":

@@ -393,24 +393,27 @@ def receiver_with(certificate, settings=None):
     )
 
 
-def test_host_without_the_key_is_refused(tmp_path):
+def test_host_without_the_key_refuses_that_endpoint(tmp_path):
     receiver = receiver_with(issued(tmp_path))
-    (problem,) = ops.host_problems(receiver, {}, InstalledCertificates())
+    assert list(ops.key_refusals(receiver, {})) == [FQDN]
+    problem = ops.key_refusals(receiver, {})[FQDN]
     assert problem.startswith(f"files/certs/int/{FQDN}.cer: ") and "the key it was issued for is gone" in problem
+    assert ops.host_problems(receiver, InstalledCertificates()) == []  # the rest of the host goes ahead
 
 
-def test_host_with_another_key_is_refused(tmp_path):
+def test_host_with_another_key_refuses_that_endpoint(tmp_path):
     receiver = receiver_with(issued(tmp_path))
     state = EndpointState(key=FileMeta("600", 0, 0), key_public_pem=public_pem(OTHER_KEY))
-    (problem,) = ops.host_problems(receiver, {FQDN: state}, InstalledCertificates())
+    problem = ops.key_refusals(receiver, {FQDN: state})[FQDN]
     assert "is a different key" in problem and f"requests/int/{FQDN}.csr" in problem
 
 
 def test_host_with_the_right_key_but_no_app_group_is_refused(tmp_path):
     receiver = receiver_with(issued(tmp_path), {"app_group": "barsapp"})
     state = EndpointState(key=FileMeta("600", 0, 0), key_public_pem=public_pem(KEY))
-    assert ops.host_problems(receiver, {FQDN: state}, InstalledCertificates(group_gid=1000)) == []
-    (problem,) = ops.host_problems(receiver, {FQDN: state}, InstalledCertificates(group_missing=True))
+    assert ops.key_refusals(receiver, {FQDN: state}) == {}
+    assert ops.host_problems(receiver, InstalledCertificates(group_gid=1000)) == []
+    (problem,) = ops.host_problems(receiver, InstalledCertificates(group_missing=True))
     assert "app_group 'barsapp' does not exist" in problem
 
 
@@ -451,3 +454,15 @@ def test_status_table_shows_each_state(tmp_path):
     lines = table.splitlines()
     assert lines[1].split()[:5] == ["HOST", "FQDN", "STATE", "EXPIRES", "DAYS"]
     assert "awaiting certificate" in table and "error" in lines[-1]
+
+
+def test_status_rows_for_refused_unreachable_and_failed(tmp_path):
+    from bars_receiver.status import host_rows
+
+    certificate = issued(tmp_path)
+    receiver = receiver_with(certificate)
+    (row,) = endpoint_rows("rx-1", receiver, InstalledCertificates(), refused={FQDN: "files/certs/int/x.cer: expired"})
+    assert (row.state, row.note) == ("refused", "left as it is: files/certs/int/x.cer: expired")
+    (row,) = host_rows("rx-2", receiver, "unreachable", "could not connect")
+    assert (row.host, row.state, row.expires) == ("rx-2", "unreachable", f"{certificate.not_after:%Y-%m-%d}")
+    assert "unreachable" in format_table([row])

@@ -134,11 +134,12 @@ def check(project: Path, fqdns=(FQDN,), **kwargs):
 
 
 def refusal(project: Path, data: bytes, **kwargs) -> str:
+    """A bad certificate refuses its own endpoint only: it is not a problem that stops the run."""
     save(project, data)
     result = check(project, **kwargs)
     assert FQDN not in result.certificates
-    assert len(result.problems) == 1, result.problems
-    return str(result.problems[0])
+    assert result.problems == [] and list(result.refused) == [FQDN], (result.problems, result.refused)
+    return result.refused[FQDN]
 
 
 def truncated(data: bytes) -> bytes:
@@ -336,12 +337,23 @@ def inventory(project: Path, settings: dict | None = None, environment: str = "i
     return path
 
 
-def test_inventory_load_refuses_a_bad_certificate_before_any_host(project):
+def test_inventory_load_refuses_a_bad_certificate_for_its_endpoint_only(project):
+    """An expired or wrong .cer no longer stops the inventory: its endpoint is refused, the host carries why."""
     save(project, pem(leaf(key=KEYS["other"])))
+    (name, data), = load_hosts(inventory(project))
+    receiver = data["receiver"]
+    assert receiver.certificates == {} and list(receiver.refused) == [FQDN]
+    assert receiver.refused[FQDN].startswith(f"{CERT_FILE}: is for another key")
+
+
+def test_inventory_load_still_stops_on_a_ca_bundle_problem(project):
+    """What concerns every endpoint (the CA bundle) still stops the run before any host is touched."""
+    save(project, pem(leaf()))
+    (project / "files" / "ca" / "int" / "extra.pem").write_bytes(pem(leaf(cn=OTHER_FQDN)))
     with pytest.raises(InventoryError) as raised:
         load_hosts(inventory(project))
     assert "nothing was done on any host" in str(raised.value)
-    assert f"{CERT_FILE}: is for another key" in str(raised.value)
+    assert "files/ca/int/extra.pem" in str(raised.value) and "not a CA certificate" in str(raised.value)
 
 
 def test_inventory_load_carries_checked_certificates_to_the_host(project):

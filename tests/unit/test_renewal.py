@@ -113,9 +113,10 @@ def test_certificate_for_neither_csr_names_both(tmp_path):
     stranger = AUTHORITY.sign_csr(csr_pem(OTHER_KEY))
     (tmp_path / "files" / "certs" / "int" / f"{FQDN}.cer").write_bytes(AUTHORITY.chain_pem(stranger))
     result = check_inventory_certificates(tmp_path, "int", [FQDN])
-    (problem,) = result.problems
-    assert "is for another key" in problem.message
-    assert f"requests/int/{FQDN}.csr" in problem.message and f"requests/int/{FQDN}.next.csr" in problem.message
+    assert result.problems == []
+    problem = result.refused[FQDN]
+    assert "is for another key" in problem
+    assert f"requests/int/{FQDN}.csr" in problem and f"requests/int/{FQDN}.next.csr" in problem
 
 
 # ---------------------------------------------------------------- which key, and host refusals
@@ -128,10 +129,10 @@ def test_key_role_compares_with_the_hosts_own_keys(tmp_path):
     assert ops.serving_state(certificate, state_with(KEY, NEXT_KEY)).key_public_pem == public_pem(NEXT_KEY)
 
 
-def test_host_problems_accept_a_certificate_for_the_next_key(tmp_path):
+def test_key_refusals_accept_a_certificate_for_the_next_key(tmp_path):
     receiver = receiver_with(renewed(tmp_path).certificates[FQDN])
-    assert ops.host_problems(receiver, {FQDN: state_with(KEY, NEXT_KEY)}, InstalledCertificates()) == []
-    (problem,) = ops.host_problems(receiver, {FQDN: state_with(KEY, OTHER_KEY)}, InstalledCertificates())
+    assert ops.key_refusals(receiver, {FQDN: state_with(KEY, NEXT_KEY)}) == {}
+    problem = ops.key_refusals(receiver, {FQDN: state_with(KEY, OTHER_KEY)})[FQDN]
     assert "is a different key (and so is next/key.pem)" in problem and f"{FQDN}.next.csr" in problem
 
 
