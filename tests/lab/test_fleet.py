@@ -1,0 +1,173 @@
+"""A fleet, not a host: one pyinfra run against four real lab hosts on one lab network.
+
+One fleet (lab/fleet.py) is booted for the module and shared by its tests, in order: the whole
+fleet deploys in one run (keys, then certificates from the lab CA, then TLS-MA on every host);
+with one host powered off, the other three complete and the down one shows ``unreachable``;
+with one endpoint's certificate expired, every other endpoint on every host is updated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+
+from lab.ca import LabCA
+from lab.fleet import PROXY, host_address
+from lab.project import endpoint, fqdn
+
+HOSTS = (1, 2, 3, 4)
+EXPIRED = fqdn("FLT2A")
+
+
+def endpoints(index: int, extra: bool = False) -> list[dict]:
+    names = [f"FLT{index}A", f"FLT{index}B"] + ([f"FLT{index}C"] if extra else [])
+    return [endpoint(name) for name in names]
+
+
+def status_rows(run) -> dict[tuple[str, str], tuple[str, str]]:
+    """(host, fqdn) -> (state, note) from the status table at the end of a run."""
+    table = run.stderr[run.stderr.rindex("--> BaRS receiver endpoints:"):]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        words = line.split(None, 5)
+        if len(words) >= 5 and words[1].startswith("BaRS-"):
+            rows[(words[0], words[1])] = (words[2], words[5] if len(words) > 5 else "")
+    return rows
+
+
+def sign_all(project, ca: LabCA, skip: tuple[str, ...] = (), **validity) -> None:
+    """The lab CA, playing NHS England, signs every live CSR of the test inventory."""
+    for csr in sorted((project.root / "requests" / "test").glob("*.csr")):
+        if csr.name.endswith(".next.csr") or csr.stem in skip:
+            continue
+        ca.sign_csr_file(csr, project.root, "test", **validity)
+
+
+def serial(pem: str | bytes | None) -> int | None:
+    if pem is None:
+        return None
+    data = pem.encode() if isinstance(pem, str) else pem
+    return x509.load_pem_x509_certificates(data)[0].serial_number
+
+
+@pytest.fixture(scope="module")
+def ca() -> LabCA:
+    return LabCA()
+
+
+@pytest.fixture(scope="module")
+def client(ca, tmp_path_factory):
+    """The BaRS proxy stand-in's client certificate (lab CA)."""
+    directory = tmp_path_factory.mktemp("client")
+    key, cert = ca.issue_client("bars-proxy.lab.nhs.uk")
+    (directory / "client.key").write_bytes(key)
+    (directory / "client.pem").write_bytes(cert)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def deployed(fleet, fleet_project, ca):
+    """Four hosts, two endpoints each: a first run (keys, CSRs), the lab CA signs, a second run."""
+    fleet_project.write_fleet_inventory({index: endpoints(index) for index in HOSTS})
+    first = fleet_project.deploy()
+    sign_all(fleet_project, ca)
+    second = fleet_project.deploy()
+    return first, second
+
+
+def test_a_four_host_inventory_deploys_in_one_run(deployed, fleet, fleet_project, client):
+    first, second = deployed
+    for run, state in ((first, "requested"), (second, "active")):
+        rows = status_rows(run)
+        assert set(rows) == {(fleet.host_name(i), fqdn(f"FLT{i}{x}")) for i in HOSTS for x in "AB"}
+        assert {row[0] for row in rows.values()} == {state}, rows
+    # Every host was reached by the one pyinfra process: each made its own keys, the packs are here.
+    for index in HOSTS:
+        for name in (fqdn(f"FLT{index}A"), fqdn(f"FLT{index}B")):
+            assert (fleet_project.root / "requests" / "test" / f"{name}.csr").exists()
+            assert fleet.ssh(index, f"test -s /etc/bars-receiver/{name}/key.pem").returncode == 0
+    # And every host answers TLS-MA for its own endpoints, from the BaRS proxy's address.
+    ca_file = fleet_project.root / "files" / "ca" / "test" / "lab-root.pem"
+    for index in HOSTS:
+        for name in (fqdn(f"FLT{index}A"), fqdn(f"FLT{index}B")):
+            result = fleet.tls_ma_call(host_address(index), name, client, ca_file)
+            assert result.returncode == 0 and result.stdout.endswith("\n200"), result.stdout + result.stderr
+
+
+def test_an_unchanged_fleet_run_changes_nothing(deployed, fleet_project):
+    run = fleet_project.deploy()
+    assert run.changed == 0, run.output[-3000:]
+
+
+def test_with_one_host_down_the_others_complete_and_it_shows_unreachable(deployed, fleet, fleet_project):
+    fleet_project.write_fleet_inventory({index: endpoints(index, extra=True) for index in HOSTS})
+    down = fleet.host_name(4)
+    fleet.stop_host(4)
+    try:
+        run = fleet_project.deploy(check=False)
+    finally:
+        fleet.start_host(4)
+    assert run.returncode != 0
+    rows = status_rows(run)
+    for index in (1, 2, 3):
+        name = fqdn(f"FLT{index}C")
+        assert rows[(fleet.host_name(index), name)][0] == "requested", rows
+        assert rows[(fleet.host_name(index), fqdn(f"FLT{index}A"))][0] == "active"
+        assert (fleet_project.root / "requests" / "test" / f"{name}.csr").exists()
+        assert fleet.ssh(index, f"test -s /etc/bars-receiver/{name}/key.pem").returncode == 0
+    for name in (fqdn("FLT4A"), fqdn("FLT4B"), fqdn("FLT4C")):
+        state, note = rows[(down, name)]
+        assert state == "unreachable" and "could not connect" in note
+    assert not (fleet_project.root / "requests" / "test" / f"{fqdn('FLT4C')}.csr").exists()
+    # Back up, the next run catches the fourth host up and succeeds.
+    again = fleet_project.deploy()
+    assert status_rows(again)[(down, fqdn("FLT4C"))][0] == "requested"
+    assert fleet.ssh(4, f"test -s /etc/bars-receiver/{fqdn('FLT4C')}/key.pem").returncode == 0
+
+
+def test_an_expired_certificate_stops_its_endpoint_only(deployed, fleet, fleet_project, ca):
+    """Every endpoint gets a re-issued certificate, but FLT2A's is expired: all others are
+    installed and served, on every host including FLT2A's own; FLT2A keeps what it served."""
+    before = fleet.served_certificate(host_address(2), EXPIRED)
+    assert before is not None
+    sign_all(fleet_project, ca, skip=(EXPIRED,))
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
+    ca.sign_csr_file(fleet_project.root / "requests" / "test" / f"{EXPIRED}.csr", fleet_project.root, "test",
+                     not_before=start, not_after=start + dt.timedelta(days=365))
+    expected = {name: serial((fleet_project.root / "files" / "certs" / "test" / f"{name}.cer").read_bytes())
+                for name in [fqdn(f"FLT{i}{x}") for i in HOSTS for x in "ABC"]}
+
+    run = fleet_project.deploy(check=False)
+    assert run.returncode != 0
+    assert f"files/certs/test/{EXPIRED}.cer: expired on" in run.output
+    rows = status_rows(run)
+    for index in HOSTS:
+        for name in (fqdn(f"FLT{index}{x}") for x in "ABC"):
+            if name == EXPIRED:
+                continue
+            assert rows[(fleet.host_name(index), name)][0] == "active", rows
+            assert serial(fleet.served_certificate(host_address(index), name)) == expected[name], name
+    state, note = rows[(fleet.host_name(2), EXPIRED)]
+    assert state == "refused" and "expired on" in note
+    assert fleet.served_certificate(host_address(2), EXPIRED) == before  # left as it was
+
+    # Nothing else to do: a re-run changes nothing, and still says so.
+    again = fleet_project.deploy(check=False)
+    assert again.returncode != 0 and again.changed == 0, again.output[-3000:]
+    assert status_rows(again)[(fleet.host_name(2), EXPIRED)][0] == "refused"
+
+
+def test_a_run_limited_to_a_healthy_host_succeeds_despite_the_expired_certificate(deployed, fleet, fleet_project):
+    run = fleet_project.deploy("--limit", fleet.host_name(1))
+    assert run.returncode == 0 and run.changed == 0
+    assert {host for host, _ in status_rows(run)} == {fleet.host_name(1)}
+
+
+def test_traffic_stays_in_the_lab_network(fleet):
+    """Every address the fleet uses is on its own bridge, in a namespace the lab made."""
+    listing = fleet.netns_run(["ip", "-o", "-4", "addr", "show", "dev", "br0"], capture_output=True, text=True)
+    assert PROXY in listing.stdout and "192.0.2.1/24" in listing.stdout
+    route = fleet.netns_run(["ip", "route", "get", "35.197.254.55"], capture_output=True, text=True)
+    assert route.returncode != 0  # no route out of the lab: the real BaRS proxy cannot be reached
