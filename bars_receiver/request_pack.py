@@ -1,7 +1,9 @@
 """Request packs on the controller: the CSR and the exact text to send to NHS England.
 
 Ops commit them under requests/<inventory>/; they are the audit trail of what was asked for,
-so their content is stable from run to run (no timestamps).
+so their content is stable from run to run (no timestamps). They are written by the operations
+below when pyinfra executes them, never while it collects operations, so ``--dry`` lists them as
+changes and writes nothing.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from pyinfra import host, logger
+from pyinfra.api import FunctionCommand, operation
+
+from .facts import EndpointFiles, EndpointState
 from .settings import HostSettings, ResolvedEndpoint
 from .templates import render
 from .x509 import csr_problem, fingerprint, key_bits, public_key_der
@@ -65,6 +71,22 @@ def render_note(
     )
 
 
+def pack_files(
+    receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, csr_pem: str, public_key_pem: str,
+    renewal: bool = False,
+) -> dict[Path, str]:
+    """The pack's files and their text, once the host's CSR has passed the check with cryptography."""
+    problem = csr_problem(csr_pem, endpoint.fqdn, public_key_pem)
+    if problem:
+        raise RequestPackError(f"{endpoint.fqdn} on {host_name}: {problem}; the request pack was not written")
+    directory = Path(receiver.requests_dir)
+    csr_name, note_name = pack_names(endpoint.fqdn, renewal)
+    return {
+        directory / csr_name: csr_pem,
+        directory / note_name: render_note(receiver, endpoint, host_name, public_key_pem, renewal),
+    }
+
+
 def write_request_pack(
     receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, csr_pem: str, public_key_pem: str,
     renewal: bool = False,
@@ -74,15 +96,7 @@ def write_request_pack(
 
     Returns the files that changed.
     """
-    problem = csr_problem(csr_pem, endpoint.fqdn, public_key_pem)
-    if problem:
-        raise RequestPackError(f"{endpoint.fqdn} on {host_name}: {problem}; the request pack was not written")
-    directory = Path(receiver.requests_dir)
-    csr_name, note_name = pack_names(endpoint.fqdn, renewal)
-    files = {
-        directory / csr_name: csr_pem,
-        directory / note_name: render_note(receiver, endpoint, host_name, public_key_pem, renewal),
-    }
+    files = pack_files(receiver, endpoint, host_name, csr_pem, public_key_pem, renewal)
     return [path for path, text in files.items() if write_atomically(path, text)]
 
 
@@ -96,3 +110,92 @@ def remove_renewal_pack(receiver: HostSettings, endpoint: ResolvedEndpoint) -> l
             path.unlink()
             removed.append(path)
     return removed
+
+
+def _unchanged(files: dict[Path, str]) -> bool:
+    return all(path.exists() and path.read_text(encoding="utf-8") == text for path, text in files.items())
+
+
+def _log(receiver: HostSettings, what: str, paths: list[Path]) -> None:
+    for path in paths:
+        logger.info(f"{host.print_prefix}{what}: {path.relative_to(receiver.project_dir)}")
+
+
+def _write_from_host(receiver: HostSettings, endpoint: ResolvedEndpoint, renewal: bool) -> None:
+    """At execution time: read the CSR this run made back from the host, then write the pack."""
+    fresh = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir)[endpoint.fqdn]
+    part = fresh.next if renewal else fresh
+    _log(receiver, "request pack written",
+         write_request_pack(receiver, endpoint, host.name, part.csr_pem, part.key_public_pem, renewal))
+
+
+def _write_known(receiver: HostSettings, files: dict[Path, str]) -> None:
+    _log(receiver, "request pack written", [path for path, text in files.items() if write_atomically(path, text)])
+
+
+def _promote(receiver: HostSettings, endpoint: ResolvedEndpoint) -> None:
+    _write_from_host(receiver, endpoint, renewal=False)
+    _log(receiver, "renewal request pack removed (now live)", remove_renewal_pack(receiver, endpoint))
+
+
+def _remove_stale(receiver: HostSettings, endpoint: ResolvedEndpoint) -> None:
+    _log(receiver, "stale renewal request pack removed (the host has no next key)",
+         remove_renewal_pack(receiver, endpoint))
+
+
+@operation()
+def request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, state: EndpointState | None,
+                 renewal: bool = False):
+    """
+    Make ``requests/<inventory>/<fqdn>.csr`` and ``.md`` (``.next.*`` with ``renewal``) match the
+    host's CSR. Written on the controller when the operation executes, never while collecting.
+
+    + receiver: the host's settings
+    + endpoint: the endpoint
+    + state: the host's live (or, with ``renewal``, next/) files from ``EndpointFiles``; None when
+      this run makes the CSR, so the pack is read back from the host once it exists
+    + renewal: the next key's pack
+
+    **Example:**
+
+    .. code:: python
+
+        request_pack(name="Request pack for BaRS-INT-RX809...", receiver=r, endpoint=e, state=state)
+    """
+    if state is None or state.csr_pem is None or state.key_public_pem is None \
+            or csr_problem(state.csr_pem, endpoint.fqdn, state.key_public_pem) is not None:
+        yield FunctionCommand(_write_from_host, (receiver, endpoint, renewal), {})
+        return
+    files = pack_files(receiver, endpoint, host.name, state.csr_pem, state.key_public_pem, renewal)
+    if _unchanged(files):
+        host.noop(f"request pack {pack_names(endpoint.fqdn, renewal)[0]} already matches the host")
+        return
+    yield FunctionCommand(_write_known, (receiver, files), {})
+
+
+@operation(is_idempotent=False)
+def promoted_request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint):
+    """
+    After a renewal's key swap in this run: the live pack from the host's new live CSR; the
+    ``.next`` pack goes (git keeps it).
+
+    + receiver: the host's settings
+    + endpoint: the endpoint whose keys are swapped
+    """
+    yield FunctionCommand(_promote, (receiver, endpoint), {})
+
+
+@operation()
+def no_renewal_pack(receiver: HostSettings, endpoint: ResolvedEndpoint):
+    """
+    Remove ``<fqdn>.next.csr`` and ``.next.md`` when the host holds no next key, e.g. a run that
+    was interrupted after the host swapped keys but before the controller promoted the pack.
+
+    + receiver: the host's settings
+    + endpoint: the endpoint
+    """
+    stale = [Path(receiver.requests_dir) / name for name in pack_names(endpoint.fqdn, renewal=True)]
+    if not any(path.exists() for path in stale):
+        host.noop(f"no renewal request pack for {endpoint.fqdn}")
+        return
+    yield FunctionCommand(_remove_stale, (receiver, endpoint), {})

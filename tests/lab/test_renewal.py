@@ -229,3 +229,20 @@ def test_a_second_run_after_the_swap_changes_nothing(renewed, project, lab):
     assert run.changed == 0, run.output[-3000:]
     assert key_files(lab) == keys
     assert status(run, RENEWING).split()[2] == "active"
+
+
+def test_packs_left_by_a_run_interrupted_after_the_swap_are_made_to_match_the_host(renewed, before_swap, project, lab):
+    """Issue 10: the host swapped keys but the controller never ran its pack step (the old live
+    pack and the .next pack are still there). The next run rewrites the live pack from the host's
+    live CSR and removes the stale .next pack; the run after changes nothing."""
+    requests(project, f"{RENEWING}.csr").write_bytes(before_swap["live_csr"])
+    requests(project, f"{RENEWING}.next.csr").write_bytes(before_swap["next_csr"])
+    requests(project, f"{RENEWING}.next.md").write_text("stale renewal note\n")
+
+    run = project.deploy(env=ENV)
+
+    assert "stale renewal request pack removed" in run.output
+    assert requests(project, f"{RENEWING}.csr").read_bytes() == fetch(lab, f"{KEY_DIR}/csr.pem")
+    assert not requests(project, f"{RENEWING}.next.csr").exists()
+    assert not requests(project, f"{RENEWING}.next.md").exists()
+    assert project.deploy(env=ENV).changed == 0
