@@ -28,6 +28,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
+from .diffs import log_diff
 from .settings import Network
 from .shell import script_command
 
@@ -215,6 +216,7 @@ def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH)
     if live == desired_table(port, sources) and kept == digest:
         host.noop(f"nftables table {FAMILY} {TABLE} and {path} already allow only the proxy to port {port}")
         return
+    log_diff(path, rules)
     candidate = host.get_temp_filename()  # random: nobody can plant a link at the name in /tmp beforehand
     yield FileUploadCommand(StringIO(rules), candidate)
     yield apply_command(candidate, path)

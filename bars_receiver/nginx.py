@@ -14,6 +14,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
+from .diffs import log_diff
 from .settings import HostSettings
 from .shell import script_command
 from .templates import render
@@ -101,6 +102,7 @@ def checked_config(config: str, scratch_dir: str, live: str = LIVE_CONFIG, candi
     if host.get_fact(Sha256File, path=live) == sha256_hex(config.encode()):
         host.noop(f"{live} is already up to date")
         return
+    log_diff(live, config)
     yield FileUploadCommand(StringIO(config), candidate)
     yield script_command(_CHECK_AND_SWAP, candidate, live, scratch_dir)
 

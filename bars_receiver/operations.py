@@ -13,6 +13,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, OperationError, operation
 from pyinfra.facts.files import Directory, File, Sha256File
 
+from .diffs import log_diff
 from .facts import CSR, KEY, KEY_PASSPHRASE, LIVE, EndpointState
 from .scripts import run_script
 from .shell import script_command
@@ -122,7 +123,7 @@ def file_atomically(path: str, content: str, mode: str = "644"):
     uploads beside it and renames, so an interrupted run leaves the old file whole.
 
     + path: the file to write
-    + content: its whole text (not a secret: use the key passphrase's path for those)
+    + content: its whole text (not a secret: ``--diff`` shows it; use upload_secret for those)
     + mode: octal mode
 
     **Example:**
@@ -138,6 +139,7 @@ def file_atomically(path: str, content: str, mode: str = "644"):
             return
         yield script_command('chown root:root "$1" && chmod "$2" "$1"', path, mode)
         return
+    log_diff(path, content)
     staged = f"{path.rsplit('/', 1)[0]}/.{path.rsplit('/', 1)[1]}.new"
     yield FileUploadCommand(StringIO(content), staged)
     yield script_command('chown root:root "$1" && chmod "$2" "$1" && mv -f "$1" "$3"', staged, mode, path)
