@@ -1,19 +1,49 @@
 """Bring BaRS receiver endpoints on line: pyinfra -y inventories/<env>.py deploy.py
 
 The inventory was validated as it loaded; here each host's state is read once, then the tasks
-run in order.
+run in order. Works from any working directory: the project is found beside this file.
 """
 
-from pyinfra import host, local
-from pyinfra.api import DeployError
+import sys
+from pathlib import Path
 
-from bars_receiver.certificate_facts import CertificateFiles
-from bars_receiver.certificate_operations import SharedList, key_refusals
-from bars_receiver.facts import EndpointFiles
+PROJECT = Path(__file__).resolve().parent
+if str(PROJECT) not in sys.path:
+    sys.path.insert(0, str(PROJECT))
+
+from pyinfra import host, local, state  # noqa: E402
+from pyinfra.api import DeployError  # noqa: E402
+
+from bars_receiver.certificate_facts import CertificateFiles  # noqa: E402
+from bars_receiver.certificate_operations import SharedList, key_refusals  # noqa: E402
+from bars_receiver.facts import EndpointFiles  # noqa: E402
+from bars_receiver.ownership import TAKE_OVER, ManagedBy, ownership_problem  # noqa: E402
+from bars_receiver.run_mode import is_dry  # noqa: E402
+
+
+def task(name: str) -> str:
+    return str(PROJECT / "tasks" / name)
+
 
 receiver = host.data.get("receiver")
 if receiver is None:
     raise DeployError(f"{host.name} has no receiver settings: run with an inventory from inventories/")
+
+if is_dry():
+    # pyinfra skips change detection with -y; a dry run must still show every change.
+    state.check_for_changes = True
+
+# Refused here, while operations are collected: no host has been changed yet.
+problem = ownership_problem(
+    host.name,
+    host.get_fact(ManagedBy, base_dir=receiver.settings.base_dir),
+    receiver.inventory,
+    receiver.settings.environment,
+    receiver.settings.base_dir,
+    host.data.get(TAKE_OVER),
+)
+if problem:
+    raise DeployError(problem)
 
 endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir)
 certificate_files = host.get_fact(
@@ -29,22 +59,23 @@ certificate_files = host.get_fact(
 # endpoint, here and on every other host, goes ahead; tasks/refusals.py fails the host at the end.
 refused = {**receiver.refused, **key_refusals(receiver, endpoint_files)}
 
-local.include("tasks/packages.py")
-local.include("tasks/keys.py", data={
+local.include(task("packages.py"))
+local.include(task("keys.py"), data={
     "endpoint_files": endpoint_files, "certificate_files": certificate_files, "refused": refused,
 })
+local.include(task("ownership.py"))
 # tasks/certificates.py appends the operations that install certificates; nginx reloads on them.
 certificate_changes = SharedList()
-local.include("tasks/certificates.py", data={
+local.include(task("certificates.py"), data={
     "endpoint_files": endpoint_files, "certificate_files": certificate_files, "certificate_changes": certificate_changes,
     "refused": refused,
 })
-local.include("tasks/request_packs.py", data={"endpoint_files": endpoint_files, "refused": refused})
+local.include(task("request_packs.py"), data={"endpoint_files": endpoint_files, "refused": refused})
 # The port is narrowed to the BaRS proxy before nginx ever serves on it.
-local.include("tasks/firewall.py")
-local.include("tasks/nginx.py", data={
+local.include(task("firewall.py"))
+local.include(task("nginx.py"), data={
     "endpoint_files": endpoint_files, "certificate_changes": certificate_changes,
     "certificate_files": certificate_files, "refused": refused,
 })
 # Last: a refused endpoint makes the run fail once everything else on the host is done.
-local.include("tasks/refusals.py", data={"refused": refused})
+local.include(task("refusals.py"), data={"refused": refused})

@@ -1,22 +1,30 @@
 """The per-endpoint status table printed at the end of each run.
 
 It is printed by a pyinfra state callback after the last operation (or, when the CLI runs
-operations without those callbacks, e.g. ``--serial``, at exit), to stderr: it is not an
-operation, so an unchanged run still reports zero changes, and ``--json`` stdout stays parseable.
+operations without those callbacks, e.g. ``--serial``, at exit; or at exit of a ``--dry`` run, as
+the run would leave it), to stderr: it is not an operation, so an unchanged run still reports
+zero changes, and ``--json`` stdout stays parseable. The same rows are written as JSON for CI
+(``status/<inventory>.json``), and an opt-in exit status says when a person is needed.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
+import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from pyinfra import logger
+from pyinfra.api import DeployError
 from pyinfra.api.state import BaseStateCallback
+from pyinfra_cli.prints import print_meta
 
 from .certificate_facts import CERT, InstalledCertificates
 from .certificates import utcnow
+from .run_mode import cli_params
 from .settings import HostSettings
 
 
@@ -85,7 +93,7 @@ def failed_row(row: Row) -> Row:
     return Row(row.host, row.fqdn, "error", row.expires, row.days_left, ERROR_NOTE)
 
 
-def format_table(rows: list[Row], failed: set[str] = frozenset()) -> str:
+def format_table(rows: list[Row], failed: set[str] = frozenset(), title: str = "BaRS receiver endpoints") -> str:
     """The table; rows of hosts in ``failed`` show ``error``."""
     header = ("HOST", "FQDN", "STATE", "EXPIRES", "DAYS LEFT", "NOTE")
     lines = [header]
@@ -94,10 +102,73 @@ def format_table(rows: list[Row], failed: set[str] = frozenset()) -> str:
             row = failed_row(row)
         lines.append((row.host, row.fqdn, row.state, row.expires, row.days_left, row.note))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
-    text = ["--> BaRS receiver endpoints:"]
+    text = [f"--> {title}:"]
     for line in lines:
         text.append("    " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
     return "\n".join(cell.rstrip() for cell in text) + "\n"
+
+
+# Opt-in exit status for scheduled jobs: see README "Status for CI".
+FAIL_ON_ATTENTION = "BARS_FAIL_ON_ATTENTION"
+ATTENTION_DAYS = "BARS_ATTENTION_DAYS"
+STATUS_JSON = "BARS_STATUS_JSON"
+ATTENTION_EXIT = 3
+
+
+def attention(row: Row, within_days: int | None = None) -> str | None:
+    """Why this endpoint needs a person, or None.
+
+    ``error``, ``unreachable`` and ``refused`` rows, every ``renewing`` endpoint (its renewed
+    certificate has not been committed yet: the .next request must be sent or chased), an expired
+    certificate, and, with ``within_days``, any certificate expiring within that many days.
+    """
+    if row.state in ("error", "unreachable", "refused"):
+        return row.note or row.state
+    if row.days_left.lstrip("-").isdigit():
+        days = int(row.days_left)
+        if days < 0:
+            return f"the certificate expired {-days} days ago"
+        if within_days is not None and days < within_days:
+            return f"the certificate expires in {days} days (fewer than {ATTENTION_DAYS}={within_days})"
+    if row.state == "renewing":
+        return "renewing: the renewed certificate has not been committed yet; send or chase the .next.csr request"
+    return None
+
+
+def status_document(rows: list[Row], inventory: str | None, environment: str | None, dry_run: bool,
+                    within_days: int | None = None, now: datetime | None = None) -> dict:
+    """The JSON status (schema in README "Status for CI"): the table's rows in its order, each
+    with its attention reason."""
+    endpoints = []
+    for row in sorted(rows, key=lambda r: (r.host, r.fqdn.lower())):
+        endpoints.append({
+            "host": row.host,
+            "fqdn": row.fqdn,
+            "state": row.state,
+            "expires": None if row.expires == "-" else row.expires,
+            "days_left": int(row.days_left) if row.days_left.lstrip("-").isdigit() else None,
+            "note": row.note,
+            "attention": attention(row, within_days),
+        })
+    return {
+        "schema": "bars-receiver-status/1",
+        "inventory": inventory,
+        "environment": environment,
+        "generated_at": f"{(now or utcnow()):%Y-%m-%dT%H:%M:%SZ}",
+        "dry_run": dry_run,
+        "attention_days": within_days,
+        "needs_attention": any(e["attention"] for e in endpoints),
+        "endpoints": endpoints,
+    }
+
+
+def attention_days_from_env() -> int | None:
+    value = os.environ.get(ATTENTION_DAYS, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValueError(f"{ATTENTION_DAYS}={value!r}: must be a whole number of days, e.g. 30")
+    return int(value)
 
 
 class StatusReport(BaseStateCallback):
@@ -113,6 +184,15 @@ class StatusReport(BaseStateCallback):
         self.unreachable = {host.name for host in state.failed_hosts}
         # Hosts whose only failure is the last operation, tasks/refusals.py: they ran everything else.
         self.refusal_hosts: set[str] = set()
+        params = cli_params()  # the CLI's context is gone by the time atexit runs
+        self.dry = bool(params.get("dry"))
+        self.plan_skipped = self.dry and bool(params.get("yes")) and not params.get("json_output")
+        try:
+            self.within_days = attention_days_from_env()
+        except ValueError as error:
+            raise DeployError(f"{error}; nothing was done") from None
+        self.fail_on_attention = os.environ.get(FAIL_ON_ATTENTION, "") not in ("", "0")
+        self.needs_attention = False
         atexit.register(self._at_exit)
 
     def operation_end(self, state, op_hash):  # pyinfra calls handlers as handler.method(state, ...)
@@ -123,8 +203,36 @@ class StatusReport(BaseStateCallback):
             self.print()
 
     def _at_exit(self):
-        if self.state.is_executing:
+        if self.dry:
+            if self.plan_skipped:  # pyinfra prints no plan with -y; a dry run must show one
+                sys.stderr.write("--> Detected changes (dry run):\n")
+                sys.stderr.flush()
+                print_meta(self.state)
             self.print()
+        elif self.state.is_executing:
+            self.print()
+        if self.printed and self.fail_on_attention and self.needs_attention and not self.state.failed_hosts:
+            sys.stderr.write(f"--> Endpoints need a person (see ATTENTION above); exit status {ATTENTION_EXIT} "
+                             f"because {FAIL_ON_ATTENTION} is set\n")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(ATTENTION_EXIT)  # atexit cannot change the status sys.exit() already chose
+
+    def _inventory(self) -> tuple[str | None, str | None, str | None]:
+        """(inventory, environment, project_dir) of this run's hosts."""
+        for host in self.state.inventory:
+            receiver = host.data.get("receiver")
+            if receiver is not None:
+                return receiver.inventory, receiver.settings.environment, receiver.project_dir
+        return None, None, None
+
+    def status_path(self, inventory: str | None, project_dir: str | None) -> Path | None:
+        override = os.environ.get(STATUS_JSON, "").strip()
+        if override:
+            return Path(override)
+        if inventory is None or project_dir is None:
+            return None
+        return Path(project_dir) / "status" / f"{inventory}.json"
 
     def final_rows(self) -> list[Row]:
         """Every endpoint of every host in this run (``--limit`` respected): the rows its host
@@ -148,7 +256,21 @@ class StatusReport(BaseStateCallback):
         if self.printed or not self.rows:
             return
         self.printed = True
-        sys.stderr.write("\n" + format_table(self.final_rows()))
+        rows = self.final_rows()
+        inventory, environment, project_dir = self._inventory()
+        document = status_document(rows, inventory, environment, self.dry, self.within_days)
+        self.needs_attention = document["needs_attention"]
+        title = "BaRS receiver endpoints, as this run would leave them (dry run)" if self.dry else "BaRS receiver endpoints"
+        text = "\n" + format_table(rows, title=title)
+        for entry in document["endpoints"]:
+            if entry["attention"]:
+                text += f"    ATTENTION {entry['host']} {entry['fqdn']}: {entry['attention']}\n"
+        path = None if self.dry else self.status_path(inventory, project_dir)
+        if path is not None:
+            from .request_pack import write_atomically  # noqa: PLC0415  (request_pack imports pyinfra ops)
+            write_atomically(path, json.dumps(document, indent=2) + "\n")
+            text += f"    status written to {path}\n"
+        sys.stderr.write(text)
         sys.stderr.flush()
 
 
