@@ -36,6 +36,8 @@ def activate(project: Project, count: int) -> None:
 
 def measure(project: Project, count: int, runs: int, active: bool) -> tuple[int, list[float]]:
     project.write_inventory([endpoint(f"B{index:04d}") for index in range(count)], name=f"bench{count}")
+    # Each count is its own inventory on the same lab host: hand the host over from the last one.
+    project.lab.ssh("rm -f /etc/bars-receiver/managed-by")
     project.deploy(inventory=f"bench{count}")  # makes the keys and CSRs
     if active:
         activate(project, count)
