@@ -190,3 +190,13 @@ class HostSettings(Strict):
     @property
     def requests_dir(self) -> str:
         return f"{self.project_dir}/requests/{self.inventory}"
+
+    def to_json(self) -> dict:
+        """What ``pyinfra INVENTORY debug-inventory`` prints: secrets masked, certificates summarised."""
+        data = self.model_dump(mode="json", exclude={"certificates", "client_crl_pem"})
+        data["certificates"] = {
+            fqdn: {"serial": c.serial, "issuer": c.issuer, "not_after": c.not_after.isoformat(), "source": c.source}
+            for fqdn, c in self.certificates.items()
+        }
+        data["client_crl_pem"] = "(set)" if self.client_crl_pem else None
+        return data
