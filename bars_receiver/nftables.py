@@ -20,16 +20,19 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Iterable
 from io import StringIO
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
+from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.files import Sha256File
 
 from .diffs import log_diff
 from .settings import Network
+from .nftables_check import RulesMismatch, verify_rules
 from .shell import script_command
 
 FAMILY = "inet"
@@ -51,7 +54,12 @@ def split_sources(sources: Iterable[Network]) -> dict[int, list[Network]]:
 
 
 def _element(network: Network) -> str:
-    return str(network.network_address) if network.prefixlen == network.max_prefixlen else str(network)
+    text = str(network.network_address) if network.prefixlen == network.max_prefixlen else str(network)
+    # Defence in depth: only an address as ipaddress itself spells it reaches the file.
+    if not isinstance(network, Network) or not re.fullmatch(r"[0-9a-f.:/]+", text) \
+            or ipaddress.ip_network(text) != network:
+        raise ValueError(f"{network!r} is not a plain address or network")
+    return text
 
 
 def render_rules(port: int, sources: Iterable[Network]) -> str:
@@ -210,6 +218,10 @@ def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH)
         listener_firewall(name="Only the BaRS proxy may reach port 443", port=443, sources=settings.proxy_addresses)
     """
     rules = render_rules(port, sources)
+    try:
+        verify_rules(rules, port, sources)  # what goes live is exactly the validated table
+    except RulesMismatch as error:
+        raise OperationError(f"the rendered firewall rules were not applied: {error}") from None
     digest = hashlib.sha256(rules.encode()).hexdigest()
     live = host.get_fact(NftablesTable, family=FAMILY, table=TABLE)
     kept = host.get_fact(Sha256File, path=path)
