@@ -381,6 +381,13 @@ def _chain(leaf: x509.Certificate, extras: list[x509.Certificate], bundle: CABun
                     f"{foreign[0]}, but this inventory trusts only {bundle.directory}. The certificate was saved "
                     "under the wrong environment, or requested with the other environment's process"
                 )
+            weak = _weak_signature(current)
+            if named and weak:
+                raise CertificateProblem(
+                    f"cannot be checked: {what} is signed with {weak}, which is no longer accepted for TLS "
+                    "certificates (its signature cannot be verified safely); ask NHS England to reissue it "
+                    "signed with SHA-256"
+                )
             if named:
                 raise CertificateProblem(
                     f"does not verify: {what} names issuer {current.issuer.rfc4514_string()!r}, but the signature "
@@ -407,6 +414,20 @@ def _chain(leaf: x509.Certificate, extras: list[x509.Certificate], bundle: CABun
             return path
         current = parent
     raise CertificateProblem(f"has a chain longer than {MAX_CHAIN} certificates; this is not an NHS certificate")
+
+
+_WEAK_SIGNATURES = {
+    x509.SignatureAlgorithmOID.RSA_WITH_SHA1: "SHA-1 (sha1WithRSAEncryption)",
+    x509.SignatureAlgorithmOID._RSA_WITH_SHA1: "SHA-1 (sha1WithRSA)",
+    x509.SignatureAlgorithmOID.ECDSA_WITH_SHA1: "SHA-1 (ecdsa-with-SHA1)",
+    x509.SignatureAlgorithmOID.DSA_WITH_SHA1: "SHA-1 (dsaWithSHA1)",
+    x509.SignatureAlgorithmOID.RSA_WITH_MD5: "MD5 (md5WithRSAEncryption)",
+}
+
+
+def _weak_signature(cert: x509.Certificate) -> str | None:
+    """The name of a broken signature hash (SHA-1, MD5) ``cert`` is signed with, else None."""
+    return _WEAK_SIGNATURES.get(cert.signature_algorithm_oid)
 
 
 def _find_issuer(cert: x509.Certificate, others: list[CABundle]) -> tuple[str, x509.Certificate] | None:
@@ -536,6 +557,14 @@ def check_inventory_certificates(
     result.problems += bundle.problems
     if bundle.problems:
         return result  # an untrusted bundle cannot vouch for anything
+    if not bundle.certificates:
+        others_there = sorted(p.name for p in (ca_root / inventory).iterdir()) if (ca_root / inventory).is_dir() else []
+        result.problems.append(Problem(
+            ca_label, "", "holds no CA certificates" + (f" (only {', '.join(others_there[:5])}, not read)" if others_there
+                                                         else "" if (ca_root / inventory).is_dir() else " (it does not exist)")
+            + f", so {', '.join(f'files/certs/{inventory}/{p.name}' for p in found.values())} cannot be checked; commit "
+            f"the environment's root and sub CA certificates there as PEM files ending in {', '.join(CA_SUFFIXES)}"))
+        return result
     others = [
         load_ca_bundle(path, f"files/ca/{path.name}/")
         for path in sorted(ca_root.iterdir()) if path.is_dir() and path.name != inventory

@@ -208,7 +208,7 @@ def test_missing_csr_is_refused(project):
 def test_missing_ca_bundle_is_refused(project):
     shutil.rmtree(project / "files" / "ca" / "int")
     message = refusal(project, pem(leaf()))
-    assert "files/ca/int/ holds no CA certificates" in message
+    assert message.startswith("files/ca/int/: holds no CA certificates (it does not exist)")
 
 
 def test_certificate_under_another_extension_is_refused_with_the_right_name(project):
