@@ -196,15 +196,40 @@ def test_the_listener_port_may_not_be_the_ssh_port(first_run, project, lab):
     assert_ssh_works(lab)
 
 
+def test_rules_that_are_not_our_table_never_leave_the_controller(first_run, caller, project, lab):
+    """A rendered file that differs from the validated table (here an extra address) is stopped by
+    the structural check on the controller, before anything is uploaded."""
+    module = project.root / "bars_receiver" / "nftables.py"
+    original = module.read_text()
+    module.write_text(original + (
+        "\n\n_render_rules = render_rules\n\n\n"
+        "def render_rules(port, sources):  # test only: one address more than validated\n"
+        "    return _render_rules(port, sources).replace('elements = { ', 'elements = { 127.0.0.3, ', 1)\n"
+    ))
+    live, kept = ruleset(lab), on_host(lab, f"sha256sum {RULES_PATH}")
+    try:
+        run = project.deploy(check=False)
+    finally:
+        module.write_text(original)
+    assert run.returncode != 0
+    assert "the rendered firewall rules were not applied: set proxy_v4 holds" in run.output
+    assert ruleset(lab) == live
+    assert on_host(lab, f"sha256sum {RULES_PATH}") == kept
+    caller.assert_only_the_proxy_gets_through()
+
+
 def test_rules_nft_rejects_change_nothing(first_run, caller, project, lab):
     """A candidate that fails `nft -c`: the run fails with nft's own message, and the live
-    ruleset, the kept rules file and /tmp are exactly as before."""
+    ruleset, the kept rules file and /tmp are exactly as before. (The controller's structural
+    check would stop this file first; it is bypassed here to exercise nft's own check.)"""
     module = project.root / "bars_receiver" / "nftables.py"
     original = module.read_text()
     module.write_text(original + (
         "\n\n_render_rules = render_rules\n\n\n"
         "def render_rules(port, sources):  # test only: a rule nft cannot parse\n"
-        "    return _render_rules(port, sources).replace(' drop', ' dorp')\n"
+        "    return _render_rules(port, sources).replace(' drop', ' dorp')\n\n\n"
+        "def verify_rules(*args):  # test only: skip the controller's structural check\n"
+        "    pass\n"
     ))
     live, kept = ruleset(lab), on_host(lab, f"sha256sum {RULES_PATH}")
     try:
