@@ -558,12 +558,15 @@ def check_inventory_certificates(
     if bundle.problems:
         return result  # an untrusted bundle cannot vouch for anything
     if not bundle.certificates:
-        others_there = sorted(p.name for p in (ca_root / inventory).iterdir()) if (ca_root / inventory).is_dir() else []
-        result.problems.append(Problem(
-            ca_label, "", "holds no CA certificates" + (f" (only {', '.join(others_there[:5])}, not read)" if others_there
-                                                         else "" if (ca_root / inventory).is_dir() else " (it does not exist)")
-            + f", so {', '.join(f'files/certs/{inventory}/{p.name}' for p in found.values())} cannot be checked; commit "
-            f"the environment's root and sub CA certificates there as PEM files ending in {', '.join(CA_SUFFIXES)}"))
+        # Named as the directory's problem, not as each certificate's chain failing.
+        directory = ca_root / inventory
+        there = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+        state = f" (only {', '.join(there[:5])}, not read)" if there else "" if directory.is_dir() else " (it does not exist)"
+        for fqdn, path in found.items():
+            result.refused[fqdn] = str(Problem(
+                ca_label, "", f"holds no CA certificates{state}, so files/certs/{inventory}/{path.name} cannot be "
+                f"checked; commit the environment's root and sub CA certificates there as PEM files ending in "
+                f"{', '.join(CA_SUFFIXES)}"))
         return result
     others = [
         load_ca_bundle(path, f"files/ca/{path.name}/")
