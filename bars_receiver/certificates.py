@@ -4,9 +4,10 @@ NHS England sends a certificate days after the CSR went out; ops save it as
 ``files/certs/<inventory>/<fqdn>.cer`` (PEM or DER, the leaf alone or followed by its chain)
 and re-run the deploy. Everything that can be known without the host is checked here while the
 inventory loads: the file parses, its CN is the FQDN, its key is the key behind the committed CSR
-``requests/<inventory>/<fqdn>.csr`` (or, during a renewal, behind ``<fqdn>.next.csr``), it chains with valid signatures to the CA certificates in
-``files/ca/<inventory>/`` (which match ``ca_pins`` when pins are set), it is within its validity
-period, and it allows TLS server use. A refusal names the file, says what is wrong and what is right.
+``requests/<inventory>/<fqdn>.csr`` (or, during a renewal, behind ``<fqdn>.next.csr``), and
+cryptography's path validation (``chain.py``) accepts it against the CA certificates in
+``files/ca/<inventory>/`` (which match ``ca_pins`` when pins are set): signatures, validity, CA
+constraints, TLS server use. A refusal names the file, says what is wrong and what is right.
 
 A refused certificate affects its endpoint only: it is not installed, and every other endpoint
 of the inventory goes ahead (``CertificateCheck.refused``). What concerns the inventory as a whole
@@ -25,13 +26,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import chain
 from .errors import Problem
 from .x509 import colon_hex, fingerprint, sha256_hex, spki_der
 
 CERT_SUFFIX = ".cer"
 NEXT_CSR_SUFFIX = ".next.csr"  # the renewal request pack's CSR, for the key staged in next/
 CA_SUFFIXES = (".pem", ".crt", ".cer")
-MAX_CHAIN = 6
+MAX_CHAIN = chain.MAX_DEPTH  # CAs above the leaf
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -349,8 +351,10 @@ def _check_key(leaf: x509.Certificate, csr_path: Path, csr_label: str,
 
 
 def _chain(leaf: x509.Certificate, extras: list[x509.Certificate], bundle: CABundle,
-           others: list[CABundle], now: datetime) -> list[x509.Certificate]:
-    """The verified path above ``leaf`` up to a self-signed root in ``bundle``: [sub CA..., root]."""
+           others: list[CABundle], now: datetime, fqdn: str) -> list[x509.Certificate]:
+    """The path above ``leaf`` up to a root in ``bundle``, [sub CA..., root], as cryptography's
+    verifier (``chain.verify``) found it. A refusal is put into words by today's specific checks
+    (``_explain_chain``, validity, usage), then ``chain.explain``, else the verifier's own reason."""
     pool = [cert for _, cert in bundle.certificates]
     pool_der = {_der(cert) for cert in pool}
     for extra in extras:
@@ -367,6 +371,24 @@ def _chain(leaf: x509.Certificate, extras: list[x509.Certificate], bundle: CABun
             f"cannot be checked: {bundle.directory} holds no CA certificates; commit the environment's root and "
             "sub CA certificates (PEM) there"
         )
+    try:
+        return chain.verify(leaf, pool, fqdn, now)[1:]
+    except chain.Refused as refused:
+        path = _explain_chain(leaf, bundle, others, now)
+        _check_validity(leaf, now)
+        _check_usage(leaf)
+        raise CertificateProblem(chain.explain(leaf, path) or (
+            f"is refused by certificate path validation (cryptography's x509.verification): {refused}; the "
+            f"certificate or the CA certificates in {bundle.directory} break a rule of RFC 5280: ask NHS England "
+            "to check the certificate and its chain"
+        )) from None
+
+
+def _explain_chain(leaf: x509.Certificate, bundle: CABundle, others: list[CABundle],
+                   now: datetime) -> list[x509.Certificate]:
+    """Walk names and signatures from ``leaf`` to a root in ``bundle`` to say which link is broken;
+    the path, [sub CA..., root], when none is. Explains a refusal; never accepts anything."""
+    pool = [cert for _, cert in bundle.certificates]
     path: list[x509.Certificate] = []
     current = leaf
     for _ in range(MAX_CHAIN):
@@ -381,19 +403,12 @@ def _chain(leaf: x509.Certificate, extras: list[x509.Certificate], bundle: CABun
                     f"{foreign[0]}, but this inventory trusts only {bundle.directory}. The certificate was saved "
                     "under the wrong environment, or requested with the other environment's process"
                 )
-            weak = _weak_signature(current)
-            if named and weak:
-                raise CertificateProblem(
-                    f"cannot be checked: {what} is signed with {weak}, which is no longer accepted for TLS "
-                    "certificates (its signature cannot be verified safely); ask NHS England to reissue it "
-                    "signed with SHA-256"
-                )
             if named:
-                raise CertificateProblem(
+                raise CertificateProblem(chain.weak_signature(current, what) or (
                     f"does not verify: {what} names issuer {current.issuer.rfc4514_string()!r}, but the signature "
                     f"does not verify with that CA's key in {bundle.directory}; it was not issued by this "
                     "environment's CA (or the CA file is wrong): ask NHS England for the certificate and its chain"
-                )
+                ))
             raise CertificateProblem(
                 f"does not chain to {bundle.directory}: {what} was issued by {current.issuer.rfc4514_string()!r}, "
                 f"which is not there (it holds: {bundle.describe()}); a certificate from another CA is refused"
@@ -414,20 +429,6 @@ def _chain(leaf: x509.Certificate, extras: list[x509.Certificate], bundle: CABun
             return path
         current = parent
     raise CertificateProblem(f"has a chain longer than {MAX_CHAIN} certificates; this is not an NHS certificate")
-
-
-_WEAK_SIGNATURES = {
-    x509.SignatureAlgorithmOID.RSA_WITH_SHA1: "SHA-1 (sha1WithRSAEncryption)",
-    x509.SignatureAlgorithmOID._RSA_WITH_SHA1: "SHA-1 (sha1WithRSA)",
-    x509.SignatureAlgorithmOID.ECDSA_WITH_SHA1: "SHA-1 (ecdsa-with-SHA1)",
-    x509.SignatureAlgorithmOID.DSA_WITH_SHA1: "SHA-1 (dsaWithSHA1)",
-    x509.SignatureAlgorithmOID.RSA_WITH_MD5: "MD5 (md5WithRSAEncryption)",
-}
-
-
-def _weak_signature(cert: x509.Certificate) -> str | None:
-    """The name of a broken signature hash (SHA-1, MD5) ``cert`` is signed with, else None."""
-    return _WEAK_SIGNATURES.get(cert.signature_algorithm_oid)
 
 
 def _find_issuer(cert: x509.Certificate, others: list[CABundle]) -> tuple[str, x509.Certificate] | None:
@@ -484,9 +485,7 @@ def check_certificate(data: bytes, fqdn: str, csr_path: Path, csr_label: str, bu
     leaf, extras = _leaf_and_chain(parse_certificates(data), fqdn, bundle.directory)
     _check_cn(leaf, fqdn)
     for_next_key = _check_key(leaf, csr_path, csr_label, next_csr_path, next_csr_label)
-    path = _chain(leaf, extras, bundle, others, now)
-    _check_validity(leaf, now)
-    _check_usage(leaf)
+    path = _chain(leaf, extras, bundle, others, now, fqdn)
     intermediates = [ca for ca in path if ca.subject != ca.issuer]
     key_der = spki_der(leaf.public_key())
     return IssuedCertificate(

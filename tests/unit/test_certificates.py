@@ -15,12 +15,13 @@ import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bars_receiver.certificates import check_inventory_certificates, normalise_fingerprint
 from bars_receiver.errors import InventoryError
 from bars_receiver.inventory import load_hosts
+from lab.ca import Authority
 
 REPO = Path(__file__).resolve().parents[2]
 FQDN = "BaRS-INT-RX809.Acme.thirdparty.nhs.uk"
@@ -41,15 +42,18 @@ def name(cn: str, org: str = "nhs") -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org), x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def ca_cert(subject: x509.Name, key, issuer: x509.Name | None = None, issuer_key=None, not_after=None):
-    return (
+def ca_cert(subject: x509.Name, key, issuer: x509.Name | None = None, issuer_key=None, not_after=None,
+            path_length: int | None = None, bc_critical: bool = True, extra=()):
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject).issuer_name(issuer or subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW - 100 * DAY).not_valid_after(not_after or NOW + 3000 * DAY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(issuer_key or key, hashes.SHA256())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=bc_critical)
     )
+    for extension, critical in extra:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer_key or key, hashes.SHA256())
 
 
 INT_ROOT = ca_cert(name("Lab INT Root G2"), KEYS["int_root"])
@@ -67,7 +71,7 @@ def key_usage(**flags) -> x509.KeyUsage:
 
 def leaf(cn: str = FQDN, key=None, issuer=INT_SUB, issuer_key=None, not_before=None, not_after=None,
          eku=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
-         ku=key_usage(digital_signature=True, key_encipherment=True), subject=None) -> x509.Certificate:
+         ku=key_usage(digital_signature=True, key_encipherment=True), subject=None, extra=()) -> x509.Certificate:
     key = key or KEYS["leaf"]
     builder = (
         x509.CertificateBuilder()
@@ -86,6 +90,8 @@ def leaf(cn: str = FQDN, key=None, issuer=INT_SUB, issuer_key=None, not_before=N
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     if ku is not None:
         builder = builder.add_extension(ku, critical=True)
+    for extension, critical in extra:
+        builder = builder.add_extension(extension, critical=critical)
     return builder.sign(issuer_key or KEYS["int_sub"], hashes.SHA256())
 
 
@@ -271,6 +277,127 @@ def test_no_certificate_means_requested_not_an_error(project):
     shutil.rmtree(project / "files" / "ca" / "int")  # no CA bundle committed yet either
     result = check(project)
     assert result.problems == [] and result.certificates == {}
+
+
+# ---------------------------------------------------------------- path validation (cryptography's verifier)
+
+UNKNOWN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.99999.1.2")  # a private OID no verifier knows
+SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")  # DER of the OID sha256WithRSAEncryption
+SHA1_RSA = bytes.fromhex("06092a864886f70d010105")  # ... and sha1WithRSAEncryption (same length)
+
+
+def unknown(critical: bool = True):
+    return x509.UnrecognizedExtension(UNKNOWN_OID, b"\x05\x00"), critical
+
+
+def resigned_with_sha1(cert: x509.Certificate, issuer_key) -> x509.Certificate:
+    """``cert`` signed again with SHA-1, as an old CA would (cryptography no longer makes these)."""
+    tbs = cert.tbs_certificate_bytes.replace(SHA256_RSA, SHA1_RSA)
+    signature = issuer_key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
+    data = der(cert).replace(cert.tbs_certificate_bytes, tbs).replace(SHA256_RSA, SHA1_RSA)
+    return x509.load_der_x509_certificate(data.replace(cert.signature, signature))
+
+
+def replace_ca(project: Path, name: str, cert: x509.Certificate) -> None:
+    (project / "files" / "ca" / "int" / f"{name}.pem").write_bytes(pem(cert))
+
+
+def test_sha1_signed_sub_ca_is_refused_as_sha1(project):
+    """The leaf case is in test_certificate_messages.py; a sub CA signed with SHA-1 is named too."""
+    replace_ca(project, "sub", resigned_with_sha1(INT_SUB, KEYS["int_root"]))
+    message = refusal(project, pem(leaf()))
+    assert "its issuer 'CN=Lab INT Authentication G2,O=nhs' is signed with SHA-1 (sha1WithRSAEncryption)" in message
+    assert "SHA-1 and MD5 signatures are refused" in message and "does not verify" not in message
+
+
+def test_ca_without_key_cert_sign_is_refused(project):
+    replace_ca(project, "sub", ca_cert(INT_SUB.subject, KEYS["int_sub"], INT_ROOT.subject, KEYS["int_root"],
+                                       extra=[(key_usage(digital_signature=True, crl_sign=True), True)]))
+    message = refusal(project, pem(leaf()))
+    assert "CA 'CN=Lab INT Authentication G2,O=nhs' has a key usage without keyCertSign" in message
+
+
+def test_path_length_exceeded_is_refused(project):
+    # The root allows no CA below it, but the sub CA is one.
+    replace_ca(project, "root", ca_cert(INT_ROOT.subject, KEYS["int_root"], path_length=0))
+    message = refusal(project, pem(leaf()))
+    assert "CA 'CN=Lab INT Root G2,O=nhs' allows 0 CA(s) below it (basicConstraints pathlen:0)" in message
+    assert "the path to this certificate has 1" in message
+
+
+def test_path_length_that_fits_is_accepted(project):
+    replace_ca(project, "root", ca_cert(INT_ROOT.subject, KEYS["int_root"], path_length=1))
+    replace_ca(project, "sub", ca_cert(INT_SUB.subject, KEYS["int_sub"], INT_ROOT.subject, KEYS["int_root"], path_length=0))
+    save(project, pem(leaf()))
+    assert check(project).problems == []
+
+
+def test_unknown_critical_extension_on_the_leaf_is_refused(project):
+    message = refusal(project, pem(leaf(extra=[unknown()])))
+    assert f"it carries the critical extension {UNKNOWN_OID.dotted_string}" in message and "RFC 5280" in message
+
+
+def test_unknown_critical_extension_on_a_ca_is_refused(project):
+    replace_ca(project, "sub", ca_cert(INT_SUB.subject, KEYS["int_sub"], INT_ROOT.subject, KEYS["int_root"],
+                                       extra=[unknown()]))
+    message = refusal(project, pem(leaf()))
+    assert f"CA 'CN=Lab INT Authentication G2,O=nhs' carries the critical extension {UNKNOWN_OID.dotted_string}" in message
+
+
+def test_unknown_non_critical_extension_is_accepted(project):
+    save(project, pem(leaf(extra=[unknown(critical=False)])))
+    assert check(project).problems == []
+
+
+def test_ca_with_a_small_rsa_key_is_refused(project):
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    replace_ca(project, "sub", ca_cert(INT_SUB.subject, small, INT_ROOT.subject, KEYS["int_root"]))
+    message = refusal(project, pem(leaf(issuer_key=small)))
+    assert "CA 'CN=Lab INT Authentication G2,O=nhs' has a 1024-bit RSA key; signatures made with a key under 2048 bits are refused" in message
+
+
+def test_subject_alt_name_must_name_the_fqdn_when_present(project):
+    san = x509.SubjectAlternativeName([x509.DNSName(OTHER_FQDN)])
+    message = refusal(project, pem(leaf(extra=[(san, False)])))
+    assert "is refused by certificate path validation" in message
+    assert f"the leaf's subjectAltName does not name {FQDN}" in message
+
+
+def test_subject_alt_name_naming_the_fqdn_is_accepted(project):
+    save(project, pem(leaf(extra=[(x509.SubjectAlternativeName([x509.DNSName(FQDN.lower())]), False)])))
+    assert check(project).problems == []
+
+
+def test_ca_limited_to_client_auth_is_refused_with_the_verifiers_reason(project):
+    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+    replace_ca(project, "sub", ca_cert(INT_SUB.subject, KEYS["int_sub"], INT_ROOT.subject, KEYS["int_root"],
+                                       extra=[(eku, False)]))
+    message = refusal(project, pem(leaf()))
+    assert "is refused by certificate path validation (cryptography's x509.verification)" in message
+    assert "a CA's extended key usage lacks serverAuth" in message and "(encountered" not in message
+
+
+def test_ca_with_non_critical_basic_constraints_is_accepted(project):
+    """RFC 5280 path validation and OpenSSL accept it; refusing it would refuse a working chain."""
+    replace_ca(project, "sub", ca_cert(INT_SUB.subject, KEYS["int_sub"], INT_ROOT.subject, KEYS["int_root"],
+                                       bc_critical=False))
+    save(project, pem(leaf()))
+    assert check(project).problems == []
+
+
+def test_nhs_shaped_certificate_from_the_lab_ca_is_accepted(tmp_path):
+    """O=nhs, OU=Devices, CN=<fqdn>, no subjectAltName, EKU serverAuth + clientAuth, SKI/AKI, CA key usage."""
+    authority = Authority.create()
+    authority.write_bundle(tmp_path / "files" / "ca" / "int")
+    (tmp_path / "requests" / "int").mkdir(parents=True)
+    (tmp_path / "requests" / "int" / f"{FQDN}.csr").write_bytes(csr_pem(KEYS["leaf"]))
+    cert = authority.sign_csr(csr_pem(KEYS["leaf"]))
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    (tmp_path / "files" / "certs" / "int").mkdir(parents=True)
+    (tmp_path / "files" / "certs" / "int" / f"{FQDN}.cer").write_bytes(authority.chain_pem(cert))
+    result = check_inventory_certificates(tmp_path, "int", [FQDN])
+    assert result.problems == [] and FQDN in result.certificates
 
 
 # ---------------------------------------------------------------- pins
