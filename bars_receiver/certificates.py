@@ -118,8 +118,7 @@ def _der(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-def _subject(cert: x509.Certificate) -> str:
-    return repr(cert.subject.rfc4514_string())
+_subject = chain.subject  # 'CN=...,O=...' as messages quote a certificate
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
