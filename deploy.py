@@ -77,5 +77,7 @@ local.include(task("nginx.py"), data={
     "endpoint_files": endpoint_files, "certificate_changes": certificate_changes,
     "certificate_files": certificate_files, "refused": refused,
 })
+# Retired endpoints are archived once nginx no longer names their files.
+local.include("tasks/retire.py")
 # Last: a refused endpoint makes the run fail once everything else on the host is done.
 local.include(task("refusals.py"), data={"refused": refused})

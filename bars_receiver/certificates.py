@@ -513,10 +513,12 @@ def check_inventory_certificates(
     renewal_days: int = 30,
     pins_file: str = "group_data",
     now: datetime | None = None,
+    retired: tuple[str, ...] | list[str] = (),
 ) -> CertificateCheck:
     """Check ``files/certs/<inventory>/*.cer`` for the inventory's endpoints.
 
-    Endpoints without a certificate file are simply not returned: they stay "requested".
+    Endpoints without a certificate file are simply not returned: they stay "requested". The
+    files of ``retired`` endpoints are left alone (kept in git as a record, never installed).
     """
     now = now or utcnow()
     result = CertificateCheck()
@@ -537,6 +539,8 @@ def check_inventory_certificates(
                     result.problems.append(Problem(
                         label, "", f"is not read: certificates are read from <fqdn>{CERT_SUFFIX}; rename it to "
                         f"{stem_fqdn}{CERT_SUFFIX} (PEM or DER content is fine)"))
+                continue
+            if stem_fqdn is None and path.stem.lower() in {name.lower() for name in retired}:
                 continue
             if stem_fqdn is None:
                 result.warnings.append(

@@ -158,6 +158,7 @@ class _Loader:
         self.sources: dict[str, str] = {}  # setting name -> file that supplied it
         self.ca_bundle: CABundle | None = None  # files/ca/<inventory>/ as the certificate check read it
         self.refused: dict[str, str] = {}  # FQDN -> why its certificate file was refused
+        self.retired: set[str] = set()  # FQDNs of endpoints marked retired: true
 
     def fail(self, field: str, message: str, file: str | None = None) -> None:
         self.problems.append(Problem(file or self.file, field, message))
@@ -301,7 +302,9 @@ class _Loader:
         check = check_inventory_certificates(
             self.project_dir,
             self.yaml_path.stem,
-            [endpoint.fqdn for endpoints in resolved.values() for endpoint in endpoints],
+            [endpoint.fqdn for endpoints in resolved.values() for endpoint in endpoints
+             if endpoint.fqdn not in self.retired],
+            retired=sorted(self.retired),
             ca_pins=settings.ca_pins,
             renewal_days=settings.renewal_days,
             pins_file=self.sources.get("ca_pins", "group_data/all.py"),
@@ -394,6 +397,8 @@ class _Loader:
                     continue
                 owner[key] = field
                 resolved[host_name].append(result)
+                if endpoint.retired:
+                    self.retired.add(result.fqdn)
         return resolved
 
     def resolve_endpoint(self, settings: Settings, endpoint: Endpoint, field: str) -> ResolvedEndpoint | None:
@@ -474,7 +479,8 @@ def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
             inventory=yaml_path.stem,
             project_dir=str(project_dir),
             settings=settings,
-            endpoints=tuple(resolved[name]),
+            endpoints=tuple(e for e in resolved[name] if e.fqdn not in loader.retired),
+            retired=tuple(e for e in resolved[name] if e.fqdn in loader.retired),
             key_passphrase=passphrase,
             certificates={e.fqdn: certificates[e.fqdn] for e in resolved[name] if e.fqdn in certificates},
             refused={e.fqdn: loader.refused[e.fqdn] for e in resolved[name] if e.fqdn in loader.refused},

@@ -131,6 +131,8 @@ class Endpoint(StrictInput):
     # Parsed and rebuilt as scheme://host[:port] (grammar.upstream): nginx gets the rebuilt form.
     upstream: Annotated[str, _grammar(grammar.upstream)]
     receiver_path: Annotated[str, _grammar(grammar.receiver_path)] = "/"
+    # Retired on purpose: unpublished, its key directory and hand-off archived on the host (retire.py).
+    retired: bool = False
 
 
 # A file on the controller that ssh reads (never rendered on a host): plain path characters.
@@ -180,6 +182,8 @@ class HostSettings(Strict):
     certificates: dict[str, IssuedCertificate] = {}
     # FQDN -> why its certificate file was refused: that endpoint alone is left as it is.
     refused: dict[str, str] = {}
+    # Endpoints marked retired: true; not in ``endpoints``, so no task but the retirement sees them.
+    retired: tuple[ResolvedEndpoint, ...] = ()
     pfx_password: SecretStr | None = None
     # The checked client CRLs (PEM) when client_crl is set.
     client_crl_pem: str | None = None

@@ -277,13 +277,23 @@ class StatusReport(BaseStateCallback):
 _reports: dict[int, StatusReport] = {}
 
 
-def record_status(state, host_name: str, rows: list[Row]) -> None:
-    """Remember this host's rows; the table is printed at the end of the run."""
+def _report(state) -> StatusReport:
     report = _reports.get(id(state))
     if report is None:
         report = _reports[id(state)] = StatusReport(state)
         state.add_callback_handler(report)
-    report.rows[host_name] = rows
+    return report
+
+
+def record_status(state, host_name: str, rows: list[Row]) -> None:
+    """Remember this host's rows; the table is printed at the end of the run."""
+    _report(state).rows[host_name] = rows
+
+
+def add_status(state, host_name: str, rows: list[Row]) -> None:
+    """Add rows to this host's (retired and unmanaged endpoints: tasks/retire.py)."""
+    if rows:
+        _report(state).rows.setdefault(host_name, []).extend(rows)
 
 
 def refusal_failure(state, host, refused: dict[str, str]) -> bool:

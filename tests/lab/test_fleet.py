@@ -171,3 +171,68 @@ def test_traffic_stays_in_the_lab_network(fleet):
     assert PROXY in listing.stdout and "192.0.2.1/24" in listing.stdout
     route = fleet.netns_run(["ip", "route", "get", "35.197.254.55"], capture_output=True, text=True)
     assert route.returncode != 0  # no route out of the lab: the real BaRS proxy cannot be reached
+
+
+# ---------------------------------------------------------------- retiring, and endpoints nobody manages
+
+RETIRED = fqdn("FLT1B")
+DROPPED = fqdn("FLT3B")
+
+
+def fleet_with(retired: tuple[str, ...] = (), dropped: tuple[str, ...] = ()) -> dict[int, list[dict]]:
+    hosts = {}
+    for index in HOSTS:
+        hosts[index] = [
+            {**item, "retired": True} if fqdn(item["ods"]) in retired else item
+            for item in endpoints(index, extra=True) if fqdn(item["ods"]) not in dropped
+        ]
+    return hosts
+
+
+@pytest.fixture(scope="module")
+def retired_run(deployed, fleet, fleet_project, ca):
+    # A valid certificate for the endpoint the test above expired, so these runs can succeed.
+    ca.sign_csr_file(fleet_project.root / "requests" / "test" / f"{EXPIRED}.csr", fleet_project.root, "test")
+    before = serial(fleet.served_certificate(host_address(1), RETIRED))
+    fleet_project.write_fleet_inventory(fleet_with(retired=(RETIRED,), dropped=(DROPPED,)))
+    return before, fleet_project.deploy()
+
+
+def test_a_retired_endpoint_is_no_longer_served_and_archived_with_a_record(retired_run, fleet, fleet_project):
+    before, run = retired_run
+    assert before is not None
+    rows = status_rows(run)
+    assert rows[(fleet.host_name(1), RETIRED)][0] == "retired"
+    assert fleet.served_certificate(host_address(1), RETIRED) is None  # the handshake is refused
+    assert fleet.served_certificate(host_address(1), fqdn("FLT1A")) is not None  # its neighbour still serves
+    assert fleet.ssh(1, f"test -e /etc/bars-receiver/{RETIRED} || test -e /etc/bars-receiver-app/{RETIRED}",
+                     check=False).returncode == 1
+    (archive,) = fleet.ssh(1, f"ls -d /etc/bars-receiver/.retired/{RETIRED}/*/").stdout.split()
+    record = fleet.ssh(1, f"cat {archive}RETIRED").stdout
+    fields = dict(line.split(" ", 1) for line in record.splitlines())
+    assert fields["fqdn"] == RETIRED and fields["inventory"] == "test"
+    assert int(fields["certificate_serial"], 16) == before
+    assert fields["retired_at"] == archive.rstrip("/").rsplit("/", 1)[1]
+    # Nothing deleted: the key and the PFX are in the archive, root-only.
+    assert fleet.ssh(1, f"test -s {archive}key/key.pem && test -s {archive}handoff/receiver.pfx").returncode == 0
+    assert fleet.ssh(1, f"stat -c %a /etc/bars-receiver/.retired {archive}").stdout.split() == ["700", "700"]
+    pack = (fleet_project.root / "requests" / "test" / f"{RETIRED}.md").read_text()
+    assert pack.startswith("> **RETIRED.**") and "Do not send this request" in pack
+
+
+def test_an_endpoint_dropped_from_the_inventory_is_reported_until_retired(retired_run, fleet, fleet_project):
+    _, run = retired_run
+    state, note = status_rows(run)[(fleet.host_name(3), DROPPED)]
+    assert state == "unmanaged" and "retired: true" in note
+    assert fleet.ssh(3, f"test -s /etc/bars-receiver/{DROPPED}/key.pem").returncode == 0  # nothing deleted
+    again = fleet_project.deploy()
+    assert again.changed == 0, again.output[-3000:]  # a re-run changes nothing ...
+    assert status_rows(again)[(fleet.host_name(3), DROPPED)][0] == "unmanaged"  # ... and still reports it
+    assert status_rows(again)[(fleet.host_name(1), RETIRED)][0] == "retired"
+    assert (fleet_project.root / "requests" / "test" / f"{RETIRED}.md").read_text().count("RETIRED.") == 1
+
+    fleet_project.write_fleet_inventory(fleet_with(retired=(RETIRED, DROPPED)))
+    retired = fleet_project.deploy()
+    assert status_rows(retired)[(fleet.host_name(3), DROPPED)][0] == "retired"
+    assert fleet.ssh(3, f"test -s /etc/bars-receiver/.retired/{DROPPED}/*/key/key.pem").returncode == 0
+    assert fleet_project.deploy().changed == 0
