@@ -78,6 +78,6 @@ local.include(task("nginx.py"), data={
     "certificate_files": certificate_files, "refused": refused,
 })
 # Retired endpoints are archived once nginx no longer names their files.
-local.include("tasks/retire.py")
+local.include(task("retire.py"))
 # Last: a refused endpoint makes the run fail once everything else on the host is done.
 local.include(task("refusals.py"), data={"refused": refused})

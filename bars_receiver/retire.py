@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyinfra import host
-from pyinfra.api import FactBase, StringCommand, operation
+from pyinfra import host, logger
+from pyinfra.api import FactBase, FunctionCommand, StringCommand, operation
 
 from .request_pack import write_atomically
 from .scripts import run_script
@@ -97,9 +97,9 @@ def archive_dir(receiver: HostSettings, fqdn: str) -> str:
     return f"{receiver.settings.base_dir}/{ARCHIVE}/{fqdn}"
 
 
-def mark_pack_retired(receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str) -> list[Path]:
-    """Put a RETIRED notice at the top of ``requests/<inventory>/<fqdn>.md`` (and ``.next.md``),
-    stable from run to run; returns the files that changed. A missing note gets one of its own."""
+def retired_pack_files(receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str) -> dict[Path, str]:
+    """``requests/<inventory>/<fqdn>.md`` (and ``.next.md``, if any) with a RETIRED notice at the
+    top, stable from run to run: path -> the text it should hold. A missing note gets one of its own."""
     notice = (
         f"{RETIRED_MARK} `{endpoint.fqdn}` is retired (`retired: true` in "
         f"`inventories/{receiver.inventory}.yml`). Do not send this request. Its key directory and "
@@ -107,7 +107,7 @@ def mark_pack_retired(receiver: HostSettings, endpoint: ResolvedEndpoint, host_n
         f"Ask {receiver.settings.bars_team_email} to remove the receiver URL "
         f"{endpoint.receiver_url(receiver.settings.listen_port)} from the Endpoint Catalogue.\n\n"
     )
-    changed = []
+    files = {}
     directory = Path(receiver.requests_dir)
     for name in (f"{endpoint.fqdn}.md", f"{endpoint.fqdn}.next.md"):
         path = directory / name
@@ -116,9 +116,30 @@ def mark_pack_retired(receiver: HostSettings, endpoint: ResolvedEndpoint, host_n
         text = path.read_text(encoding="utf-8") if path.exists() else f"# {endpoint.fqdn}\n"
         if text.startswith(RETIRED_MARK):
             text = text.split("\n\n", 1)[1] if "\n\n" in text else ""
-        if write_atomically(path, notice + text):
-            changed.append(path)
-    return changed
+        files[path] = notice + text
+    return files
+
+
+def _write_files(files: dict[Path, str]) -> None:
+    for path, text in files.items():
+        if write_atomically(path, text):
+            logger.info(f"{host.print_prefix}request pack marked retired: {path}")
+
+
+@operation()
+def retired_request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint):
+    """
+    Mark a retired endpoint's request pack retired, on the controller, when the operation executes
+    (so ``--dry`` writes nothing).
+
+    + receiver: the host's settings
+    + endpoint: the retired endpoint
+    """
+    files = retired_pack_files(receiver, endpoint, host.name)
+    if all(path.exists() and path.read_text(encoding="utf-8") == text for path, text in files.items()):
+        host.noop(f"request pack for {endpoint.fqdn} already says retired")
+        return
+    yield FunctionCommand(_write_files, (files,), {})
 
 
 def unmanaged(receiver: HostSettings, names: EndpointDirectoryNames) -> list[str]:

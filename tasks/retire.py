@@ -4,7 +4,7 @@ reported. Runs after tasks/nginx.py, so nginx has let go of the files before the
 
 from pyinfra import host, logger
 
-from bars_receiver.retire import EndpointDirectories, archive_dir, mark_pack_retired, retired_endpoint, unmanaged
+from bars_receiver.retire import EndpointDirectories, archive_dir, retired_endpoint, retired_request_pack, unmanaged
 from bars_receiver.status import Row, add_status
 
 receiver = host.data.receiver
@@ -21,8 +21,7 @@ for endpoint in receiver.retired:
         inventory=receiver.inventory,
         names=names,
     )
-    for path in mark_pack_retired(receiver, endpoint, host.name):
-        logger.info(f"{host.print_prefix}request pack marked retired: {path.relative_to(receiver.project_dir)}")
+    retired_request_pack(name=f"Request pack for {endpoint.fqdn}: marked retired", receiver=receiver, endpoint=endpoint)
     rows.append(Row(host.name, endpoint.fqdn, "retired", "-", "-", f"archived in {archive_dir(receiver, endpoint.fqdn)}/"))
 
 for name in unmanaged(receiver, names):

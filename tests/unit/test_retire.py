@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bars_receiver.retire import RETIRED_MARK, EndpointDirectories, mark_pack_retired, unmanaged
+from bars_receiver.request_pack import write_atomically
+from bars_receiver.retire import RETIRED_MARK, EndpointDirectories, retired_pack_files, unmanaged
 
 FQDN = "BaRS-INT-RX700.Acme.thirdparty.nhs.uk"
 OTHER = "BaRS-INT-RX701.Acme.thirdparty.nhs.uk"
@@ -40,9 +41,9 @@ def test_pack_is_marked_once_and_stays_stable(tmp_path):
     pack.parent.mkdir(parents=True)
     pack.write_text("# BaRS certificate request\n\nbody\n")
     host = receiver(tmp_path, retired=[FQDN])
-    assert mark_pack_retired(host, host.retired[0], "rx-1") == [pack]
+    files = retired_pack_files(host, host.retired[0], "rx-1")
+    assert list(files) == [pack] and write_atomically(pack, files[pack])
     text = pack.read_text()
     assert text.startswith(RETIRED_MARK) and text.endswith("# BaRS certificate request\n\nbody\n")
     assert "Do not send this request" in text and "/etc/bars-receiver/.retired/" in text
-    assert mark_pack_retired(host, host.retired[0], "rx-1") == []  # a re-run changes nothing
-    assert pack.read_text() == text
+    assert retired_pack_files(host, host.retired[0], "rx-1") == {pack: text}  # a re-run changes nothing
