@@ -71,12 +71,14 @@ local.include(task("certificates.py"), data={
     "refused": refused,
 })
 local.include(task("request_packs.py"), data={"endpoint_files": endpoint_files, "refused": refused})
-# The port is narrowed to the BaRS proxy before nginx ever serves on it.
+# The port is narrowed to the BaRS proxy before nginx ever serves on it; a port nginx leaves is
+# released only once it has left (tasks/firewall_release.py).
 local.include(task("firewall.py"))
 local.include(task("nginx.py"), data={
     "endpoint_files": endpoint_files, "certificate_changes": certificate_changes,
     "certificate_files": certificate_files, "refused": refused,
 })
+local.include(task("firewall_release.py"))
 # Retired endpoints are archived once nginx no longer names their files.
 local.include(task("retire.py"))
 # Last: a refused endpoint makes the run fail once everything else on the host is done.

@@ -21,7 +21,7 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from io import StringIO
 from typing import Any
 
@@ -62,14 +62,26 @@ def _element(network: Network) -> str:
     return text
 
 
-def render_rules(port: int, sources: Iterable[Network]) -> str:
+def port_list(port: int | Collection[int]) -> list[int]:
+    """The filtered ports, sorted: one in steady state; the old and the new one while listen_port
+    changes (see tasks/firewall.py), so neither is ever open to strangers."""
+    return [port] if isinstance(port, int) else sorted(set(port))
+
+
+def _dport(ports: list[int]) -> str:
+    return str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
+
+
+def render_rules(port: int | Collection[int], sources: Iterable[Network]) -> str:
     """The rules file: declare, delete and re-create our table, so one ``nft -f`` replaces it
     atomically whether or not it exists. It never names another table or flushes the ruleset."""
     by_version = split_sources(sources)
+    ports = port_list(port)
+    dport = _dport(ports)
     lines = [
         "#!/usr/sbin/nft -f",
         "# Managed by the BaRS receiver deploy (pyinfra): edits are overwritten on the next run.",
-        f"# Only the BaRS proxy may reach TCP port {port}; nothing else on this host is filtered here.",
+        f"# Only the BaRS proxy may reach TCP port {dport}; nothing else on this host is filtered here.",
         f"table {FAMILY} {TABLE}",
         f"delete table {FAMILY} {TABLE}",
         f"table {FAMILY} {TABLE} {{",
@@ -82,8 +94,8 @@ def render_rules(port: int, sources: Iterable[Network]) -> str:
     lines += [
         "\tchain input {",
         "\t\ttype filter hook input priority filter; policy accept;",
-        *(f"\t\ttcp dport {port} {match} saddr @{name} accept" for name, _, match in SETS.values()),
-        f"\t\ttcp dport {port} drop",
+        *(f"\t\ttcp dport {dport} {match} saddr @{name} accept" for name, _, match in SETS.values()),
+        f"\t\ttcp dport {dport} drop",
         "\t}",
         "}",
     ]
@@ -94,11 +106,13 @@ def _match(protocol: str, field: str, right: Any) -> dict:
     return {"match": {"op": "==", "left": {"payload": {"protocol": protocol, "field": field}}, "right": right}}
 
 
-def desired_table(port: int, sources: Iterable[Network]) -> dict[str, Any]:
+def desired_table(port: int | Collection[int], sources: Iterable[Network]) -> dict[str, Any]:
     """What ``table_state`` returns once ``render_rules(port, sources)`` is applied: the same
-    objects in the shape nft's JSON listing gives them (libnftables-json(5))."""
+    objects in the shape nft's JSON listing gives them (libnftables-json(5)); several ports are
+    an anonymous set, listed sorted."""
     by_version = split_sources(sources)
-    dport = _match("tcp", "dport", port)
+    ports = port_list(port)
+    dport = _match("tcp", "dport", ports[0] if len(ports) == 1 else {"set": ports})
     state: dict[str, Any] = {f"table {TABLE}": {"flags": []}}
     for version, (name, type_, _) in SETS.items():
         elements = sorted(str(network) for network in by_version[version])
@@ -109,6 +123,26 @@ def desired_table(port: int, sources: Iterable[Network]) -> dict[str, Any]:
         {"expr": [dport, {"drop": None}]},
     ]
     return state
+
+
+def filtered_ports(state: dict[str, Any] | None) -> set[int]:
+    """The ports a live table (as ``table_state`` gives it) filters: what nginx may still be
+    listening on from an earlier run, kept filtered until it has moved."""
+    ports: set[int] = set()
+    for rule in (state or {}).get("rules input", []):
+        expr = rule.get("expr", [])
+        # Only the shape we render, "tcp dport P drop": a hand-added rule never widens the filter.
+        if len(expr) != 2 or expr[1] != {"drop": None} or not isinstance(expr[0], dict):
+            continue
+        match = expr[0].get("match", {})
+        if match.get("op") != "==" or match.get("left") != {"payload": {"protocol": "tcp", "field": "dport"}}:
+            continue
+        right = match.get("right")
+        if isinstance(right, int):
+            ports.add(right)
+        elif isinstance(right, dict) and isinstance(right.get("set"), list):
+            ports.update(p for p in right["set"] if isinstance(p, int))
+    return ports
 
 
 def _canonical_element(element: Any) -> str:
@@ -182,8 +216,29 @@ if printf '%s\\n' "$tables" | grep -qxF "table $1 $2"; then exec nft -j list tab
 # they were.
 _APPLY = """
 set -eu
-candidate=$1 path=$2
+candidate=$1 path=$2 serving=${3:-} released=${4:-}
 trap 'rm -f "$candidate"' EXIT
+# Releasing old ports: only once nginx listens on the new one and nothing on the old ones (a
+# graceful reload lets old workers finish first, so wait for that a little).
+if [ -n "$serving" ]; then
+  # Test-only: a file the lab test plants stops the release here, as a crash would.
+  if [ "$(cat /run/bars-receiver-test-stop 2>/dev/null)" = firewall:release ]; then kill -KILL $$; fi
+  tries=50
+  while :; do
+    busy=
+    for p in $released; do
+      if [ -n "$(ss -Htln "sport = :$p")" ]; then busy="$busy $p"; fi
+    done
+    if [ -n "$(ss -Htln "sport = :$serving")" ] && [ -z "$busy" ]; then break; fi
+    tries=$((tries - 1))
+    if [ "$tries" -le 0 ]; then
+      echo "nginx is not (yet) listening on port $serving alone (still listening:${busy:- none on $serving});" \
+           "ports $released stay filtered, as before; the next run releases them" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+fi
 if ! nft -c -f "$candidate"; then
   echo "nft rejected the new firewall rules (message above); the live table and $path are unchanged" >&2
   exit 1
@@ -196,13 +251,17 @@ mv -f "$staged" "$path"
 """
 
 
-def apply_command(candidate: str, path: str) -> StringCommand:
-    """Check ``candidate`` with ``nft -c``, apply it with one ``nft -f``, then keep it at ``path``."""
-    return script_command(_APPLY, candidate, path, name="bars-firewall")
+def apply_command(candidate: str, path: str, serving: int | None = None, released: Iterable[int] = ()) -> StringCommand:
+    """Check ``candidate`` with ``nft -c``, apply it with one ``nft -f``, then keep it at ``path``;
+    with ``serving``, first confirm a listener on that port and none left on ``released``."""
+    args = [candidate, path]
+    if serving is not None:
+        args += [serving, " ".join(map(str, sorted(released)))]
+    return script_command(_APPLY, *args, name="bars-firewall")
 
 
 @operation()
-def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH):
+def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH, transition: str = "widen"):
     """
     Let only ``sources`` reach TCP ``port``: the nftables table ``inet bars_receiver``, live and
     kept at ``path`` for boot.
@@ -210,6 +269,9 @@ def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH)
     + port: the TLS-MA listener port; TCP to it from anywhere else is dropped
     + sources: IPv4/IPv6 addresses or networks allowed to reach it (the BaRS proxy egress addresses)
     + path: where the rules file is kept for the boot-time unit
+    + transition: ``widen`` (before nginx moves): filter ``port`` and every port the live table
+      already filters; ``release`` (after nginx is confirmed on ``port``): filter ``port`` alone,
+      once the host shows nginx listening there and nothing on the released ports
 
     **Example:**
 
@@ -217,18 +279,26 @@ def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH)
 
         listener_firewall(name="Only the BaRS proxy may reach port 443", port=443, sources=settings.proxy_addresses)
     """
-    rules = render_rules(port, sources)
+    live = host.get_fact(NftablesTable, family=FAMILY, table=TABLE)
+    old = filtered_ports(live) - {port}
+    if transition == "release" and not old:
+        host.noop(f"no earlier listener port to release; port {port} is filtered by the step before nginx")
+        return
+    ports = {port} | old if transition == "widen" else {port}
+    rules = render_rules(port if ports == {port} else ports, sources)
     try:
-        verify_rules(rules, port, sources)  # what goes live is exactly the validated table
+        verify_rules(rules, ports, sources)  # what goes live is exactly the validated table
     except RulesMismatch as error:
         raise OperationError(f"the rendered firewall rules were not applied: {error}") from None
     digest = hashlib.sha256(rules.encode()).hexdigest()
-    live = host.get_fact(NftablesTable, family=FAMILY, table=TABLE)
     kept = host.get_fact(Sha256File, path=path)
-    if live == desired_table(port, sources) and kept == digest:
-        host.noop(f"nftables table {FAMILY} {TABLE} and {path} already allow only the proxy to port {port}")
+    if live == desired_table(port_list(port if ports == {port} else ports), sources) and kept == digest:
+        host.noop(f"nftables table {FAMILY} {TABLE} and {path} already allow only the proxy to port {_dport(port_list(ports))}")
         return
     log_diff(path, rules)
     candidate = host.get_temp_filename()  # random: nobody can plant a link at the name in /tmp beforehand
     yield FileUploadCommand(StringIO(rules), candidate)
-    yield apply_command(candidate, path)
+    if transition == "release" and old:
+        yield apply_command(candidate, path, serving=port, released=old)
+    else:
+        yield apply_command(candidate, path)

@@ -1,8 +1,11 @@
-"""Firewall: only the environment's BaRS proxy may reach the listener port.
+"""Firewall, before nginx: only the environment's BaRS proxy may reach the listener port, and
+any port an earlier run filtered stays filtered, because nginx may still be listening there.
 
 The table is checked and applied live in one transaction, and kept in a file that our own unit
 loads at boot. The unit runs after nftables.service and follows its restarts and reloads, because
 the stock /etc/nftables.conf starts with `flush ruleset`, which would remove our table.
+While listen_port changes, the table filters the old and the new port together; the old one is
+released only by tasks/firewall_release.py, after nginx is confirmed on the new one.
 """
 
 from pyinfra import host

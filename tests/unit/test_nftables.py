@@ -22,6 +22,7 @@ from bars_receiver.nftables import (
     RULES_PATH,
     NftablesTable,
     desired_table,
+    filtered_ports,
     listener_firewall,
     render_rules,
     table_state,
@@ -203,3 +204,65 @@ def test_any_difference_uploads_checks_and_applies(live, kept):
     script = str(apply)
     assert script.index("nft -c -f") < script.index('nft -f "$candidate"') < script.index('mv -f "$staged"')
     assert script.endswith(f" /tmp/pyinfra-candidate {RULES_PATH}")
+
+
+# ---- listen_port changes: the old and the new port filtered together until nginx has moved
+
+
+def run_transition(live, transition, port=8443):
+    fake = FakeHost(live, None)
+    with ctx_host.use(fake):
+        commands = list(listener_firewall._inner(port=port, sources=SOURCES, transition=transition))
+    return commands, fake.noops
+
+
+def test_two_ports_render_as_one_anonymous_set_in_every_rule():
+    chain = block(render_rules({8443, 443}, networks("127.0.0.2")), "chain input")
+    assert chain[1:] == [
+        "tcp dport { 443, 8443 } ip saddr @proxy_v4 accept",
+        "tcp dport { 443, 8443 } ip6 saddr @proxy_v6 accept",
+        "tcp dport { 443, 8443 } drop",
+    ]
+    assert render_rules({443}, SOURCES) == render_rules(443, SOURCES)  # steady state: as before
+
+
+def test_filtered_ports_reads_our_drop_rules_only():
+    assert filtered_ports(desired_table(443, SOURCES)) == {443}
+    assert filtered_ports(desired_table([443, 8443], SOURCES)) == {443, 8443}
+    assert filtered_ports(table_state(LISTING)) == {443}
+    hand_added = copy.deepcopy(desired_table(443, SOURCES))
+    hand_added["rules input"].append({"expr": [{"match": {"op": "==", "left": {"payload": {
+        "protocol": "tcp", "field": "dport"}}, "right": 22}}, {"accept": None}]})
+    assert filtered_ports(hand_added) == {443}  # never widened to a hand-added port such as SSH's
+    assert filtered_ports(None) == set()
+
+
+def test_a_port_change_first_widens_to_both_ports():
+    commands, _ = run_transition(desired_table(443, SOURCES), "widen")
+    upload, apply = commands
+    assert upload.src.getvalue() == render_rules([443, 8443], SOURCES)
+    assert str(apply).endswith(f" /tmp/pyinfra-candidate {RULES_PATH}")  # no listener check to widen
+
+
+def test_after_nginx_the_old_port_is_released_only_once_the_host_confirms_it():
+    commands, _ = run_transition(desired_table(443, SOURCES), "release")
+    upload, apply = commands
+    assert upload.src.getvalue() == render_rules(8443, SOURCES)
+    script = str(apply)
+    assert script.index('ss -Htln "sport = :$serving"') < script.index('nft -f "$candidate"')
+    assert script.endswith(f" /tmp/pyinfra-candidate {RULES_PATH} 8443 443")
+
+
+def test_an_interrupted_change_keeps_both_ports_until_released():
+    both = desired_table([443, 8443], SOURCES)
+    fake = FakeHost(both, hashlib.sha256(render_rules([443, 8443], SOURCES).encode()).hexdigest())
+    with ctx_host.use(fake):
+        assert list(listener_firewall._inner(port=8443, sources=SOURCES, transition="widen")) == []
+    commands, _ = run_transition(both, "release")
+    assert commands[0].src.getvalue() == render_rules(8443, SOURCES)
+
+
+def test_nothing_to_release_in_steady_state_or_on_a_first_run():
+    for live in (desired_table(8443, SOURCES), None):
+        commands, noops = run_transition(live, "release")
+        assert commands == [] and "no earlier listener port" in noops[0]

@@ -1,0 +1,17 @@
+"""Firewall, after nginx: release a port an earlier listen_port filtered, now that nginx has
+moved to the new one (the host confirms it listens there and nothing listens on the old one
+before the table narrows). Until then strangers could reach neither port."""
+
+from pyinfra import host
+
+from bars_receiver.nftables import listener_firewall
+
+receiver = host.data.receiver
+port = receiver.settings.listen_port
+
+listener_firewall(
+    name=f"Firewall: release earlier listener ports, nginx is on port {port}",
+    port=port,
+    sources=receiver.settings.proxy_addresses,
+    transition="release",
+)
