@@ -66,9 +66,10 @@ local.include(task("keys.py"), data={
 local.include(task("ownership.py"))
 # tasks/certificates.py appends the operations that install certificates; nginx reloads on them.
 certificate_changes = SharedList()
+application_changes = SharedList()  # (fqdn, operation) pairs: the certificate and PFX operations
 local.include(task("certificates.py"), data={
     "endpoint_files": endpoint_files, "certificate_files": certificate_files, "certificate_changes": certificate_changes,
-    "refused": refused,
+    "refused": refused, "application_changes": application_changes,
 })
 local.include(task("request_packs.py"), data={"endpoint_files": endpoint_files, "refused": refused})
 # The port is narrowed to the BaRS proxy before nginx ever serves on it; a port nginx leaves is
@@ -79,6 +80,8 @@ local.include(task("nginx.py"), data={
     "certificate_files": certificate_files, "refused": refused,
 })
 local.include(task("firewall_release.py"))
+# Each application (app_unit) is restarted or reloaded after its endpoint's PFX or key changed.
+local.include(task("application.py"), data={"application_changes": application_changes})
 # Retired endpoints are archived once nginx no longer names their files.
 local.include(task("retire.py"))
 # Last: a refused endpoint makes the run fail once everything else on the host is done.

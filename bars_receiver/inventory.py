@@ -449,6 +449,8 @@ class _Loader:
             organisation=organisation or named,
             upstream=endpoint.upstream,
             receiver_path=endpoint.receiver_path,
+            app_unit=endpoint.app_unit,
+            app_action=endpoint.app_action,
         )
 
 

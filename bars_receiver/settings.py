@@ -6,6 +6,8 @@ any host is touched (see ``inventory.py``). Tasks read only these objects.
 
 from __future__ import annotations
 
+import re
+
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator, SecretStr
@@ -37,6 +39,19 @@ class StrictInput(Strict):
 def _grammar(check, *args):
     """An AfterValidator running ``check(value, *args)``, for Annotated fields."""
     return AfterValidator(lambda value: check(value, *args))
+
+
+AppAction = Literal["restart", "reload", "none"]
+
+
+def systemd_unit(value: str) -> str:
+    """A systemd service unit name (systemd.unit(5)): what the deploy restarts or reloads."""
+    if len(value) > 255 or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9:_.\\-]*(@[A-Za-z0-9:_.\\-]*)?\.service", value):
+        raise ValueError(
+            f"{value!r} is not a systemd service name; give the application's unit as systemctl shows it, "
+            "e.g. 'bars-app.service' or 'kestrel@RX809.service'"
+        )
+    return value
 
 
 Email = Annotated[str, _grammar(grammar.email)]
@@ -133,6 +148,9 @@ class Endpoint(StrictInput):
     receiver_path: Annotated[str, _grammar(grammar.receiver_path)] = "/"
     # Retired on purpose: unpublished, its key directory and hand-off archived on the host (retire.py).
     retired: bool = False
+    # The application's systemd unit, told after this endpoint's PFX or key changed (application.py).
+    app_unit: Annotated[str, _grammar(systemd_unit)] | None = None
+    app_action: AppAction = "restart"
 
 
 # A file on the controller that ssh reads (never rendered on a host): plain path characters.
@@ -164,6 +182,8 @@ class ResolvedEndpoint(Strict):
     organisation: str
     upstream: str
     receiver_path: str
+    app_unit: str | None = None
+    app_action: AppAction = "restart"
 
     def receiver_url(self, port: int) -> str:
         netloc = self.fqdn if port == 443 else f"{self.fqdn}:{port}"

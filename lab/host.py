@@ -58,6 +58,7 @@ CACHE_DIR = Path("/var/cache/bars-lab")
 STATE_ROOT = Path("/var/lib/bars-lab")
 LAB_ADDRESS = "127.0.0.1"
 UPSTREAM_UNIT = "bars-lab-upstream.service"
+PFX_APP_UNIT = "bars-lab-pfx-app@.service"
 BOOT_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 NSPAWN_REBOOT_STATUS = 133
@@ -442,6 +443,13 @@ def _install_upstream(root: Path, systemd: Path) -> None:
            "[Service]\nExecStart=/usr/bin/python3 /usr/local/lib/bars-lab/upstream.py --port 8080\n"
            "Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n")
     _enable(systemd, "multi-user.target", UPSTREAM_UNIT)
+    # A stand-in for an application that reads the PFX (lab/pfx_app.py); started by the deploy
+    # (app_unit: bars-lab-pfx-app@<fqdn>.service), not at boot.
+    shutil.copyfile(Path(__file__).with_name("pfx_app.py"), target.with_name("pfx_app.py"))
+    _write(systemd / PFX_APP_UNIT,
+           "[Unit]\nDescription=BaRS lab application reading the PKCS#12 of %i (lab/pfx_app.py)\n\n"
+           "[Service]\nEnvironmentFile=/etc/bars-receiver-app/%i/kestrel.env\n"
+           "ExecStart=/usr/bin/python3 /usr/local/lib/bars-lab/pfx_app.py --port 9443\n")
 
 
 def _enable(systemd: Path, target: str, unit: str) -> None:

@@ -22,6 +22,9 @@ installed = host.data.certificate_files
 certificate_changes = host.data.get("certificate_changes")
 if certificate_changes is None:
     certificate_changes = []
+application_changes = host.data.get("application_changes")
+if application_changes is None:
+    application_changes = []
 
 refused = host.data.get("refused") or {}  # endpoints left as they are this run (deploy.py)
 
@@ -46,14 +49,15 @@ for endpoint in active:
     certificate = receiver.certificates[endpoint.fqdn]
     key_dir = receiver.endpoint_dir(endpoint.fqdn)
     swap = key_role(certificate, endpoint_files.get(endpoint.fqdn)) == "next"
-    certificate_changes.append(endpoint_certificate(
+    installed_certificate = endpoint_certificate(
         name=f"{'Renewed certificate (key swap)' if swap else 'Certificate'} for {endpoint.fqdn}",
         directory=key_dir,
         certificate=certificate,
         installed=installed.get(endpoint.fqdn),
         swap_keys=swap,
-    ))
-    pkcs12_bundle(
+    )
+    certificate_changes.append(installed_certificate)
+    pfx = pkcs12_bundle(
         name=f"PKCS#12 ({settings.pfx_profile}) and application hand-off for {endpoint.fqdn}",
         key_dir=key_dir,
         handoff_dir=f"{settings.app_dir}/{endpoint.fqdn}",
@@ -66,3 +70,5 @@ for endpoint in active:
         app_group=settings.app_group,
         group_gid=installed.group_gid,
     )
+    # tasks/application.py tells the endpoint's application (app_unit) when either changed.
+    application_changes.extend((endpoint.fqdn, op) for op in (installed_certificate, pfx))
