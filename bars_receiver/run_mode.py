@@ -52,6 +52,8 @@ def check_limit(hosts: list[tuple[str, dict]], groups: tuple[str, ...] = ("recei
     Called by the inventory files, before any host is contacted.
     """
     names = [name for name, _ in hosts]
+    # pyinfra also groups the hosts by the inventory file's name (int, prod...)
+    groups = (*groups, *{data["receiver"].inventory for _, data in hosts if "receiver" in data})
     unmatched = [pattern for pattern in cli_params().get("limit") or ()
                  if pattern not in groups and not fnmatch.filter(names, pattern)]
     if unmatched:
