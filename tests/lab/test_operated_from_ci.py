@@ -199,3 +199,26 @@ def test_debug_inventory_masks_secrets(dry, project, lab):
     assert FIRST in output and "listen_port" in output
     assert secret not in output
     assert "**********" in output
+
+
+def test_status_json_and_the_attention_exit_status(dry, project):
+    calm = project.deploy()
+    document = json.loads((project.root / "status" / "test.json").read_text())
+    table = calm.stderr[calm.stderr.index("--> BaRS receiver endpoints:"):].splitlines()[2:5]
+    assert [(e["host"], e["fqdn"], e["state"]) for e in document["endpoints"]] == \
+        [tuple(line.split()[:3]) for line in table]
+    assert document["needs_attention"] is False and document["inventory"] == "test"
+    first = next(e for e in document["endpoints"] if e["fqdn"] == FIRST)
+    assert first["state"] == "active" and first["days_left"] >= 360 and first["expires"]
+
+    due = project.deploy(env={"BARS_FAIL_ON_ATTENTION": "1", "BARS_ATTENTION_DAYS": "400"}, check=False)
+
+    assert due.returncode == 3, due.output[-2000:]
+    assert f"ATTENTION {project.lab.name} {FIRST}: the certificate expires in" in due.stderr
+    assert due.changed == 0  # the run did its work (nothing to do); only the exit status says more
+    document = json.loads((project.root / "status" / "test.json").read_text())
+    assert document["needs_attention"] is True and document["attention_days"] == 400
+    assert project.deploy(env={"BARS_FAIL_ON_ATTENTION": "1"}).returncode == 0
+    other = project.root / "ci-status.json"
+    project.deploy(env={"BARS_STATUS_JSON": str(other)})
+    assert json.loads(other.read_text())["endpoints"] == json.loads((project.root / "status" / "test.json").read_text())["endpoints"]
