@@ -34,9 +34,10 @@ if is_dry():
     state.check_for_changes = True
 
 # Refused here, while operations are collected: no host has been changed yet.
+managed_by = host.get_fact(ManagedBy, base_dir=receiver.settings.base_dir)
 problem = ownership_problem(
     host.name,
-    host.get_fact(ManagedBy, base_dir=receiver.settings.base_dir),
+    managed_by,
     receiver.inventory,
     receiver.settings.environment,
     receiver.settings.base_dir,
@@ -63,7 +64,7 @@ local.include(task("packages.py"))
 local.include(task("keys.py"), data={
     "endpoint_files": endpoint_files, "certificate_files": certificate_files, "refused": refused,
 })
-local.include(task("ownership.py"))
+local.include(task("ownership.py"), data={"managed_by": managed_by})
 # tasks/certificates.py appends the operations that install certificates; nginx reloads on them.
 certificate_changes = SharedList()
 application_changes = SharedList()  # (fqdn, operation) pairs: the certificate and PFX operations

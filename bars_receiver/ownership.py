@@ -8,8 +8,12 @@ Handing a host over is deliberate: ``--data bars_take_over=<the recorded invento
 
 from __future__ import annotations
 
-from pyinfra.api import FactBase, StringCommand
+from io import StringIO
 
+from pyinfra import host
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
+
+from .diffs import log_diff
 from .shell import script_command
 
 RECORD = "managed-by"
@@ -67,3 +71,24 @@ def ownership_problem(host_name: str, record: dict[str, str] | None, inventory: 
         f"files/certs/{owner}/ and files/ca/{owner}/ to the same paths under {inventory}/, then hand the host "
         f"over once: pyinfra -y --data {TAKE_OVER}={owner} inventories/{inventory}.py deploy.py"
     )
+
+
+@operation()
+def managed_by(base_dir: str, inventory: str, environment: str, record: dict[str, str] | None):
+    """
+    Write ``<base_dir>/managed-by`` (root-only) naming this inventory, unless it already does.
+    Reuses the ``ManagedBy`` fact deploy.py read for its check, so an unchanged run reads nothing more.
+
+    + base_dir: the deploy's root-only directory (exists: tasks/keys.py makes it)
+    + inventory: the inventory's name
+    + environment: int or prod
+    + record: what ``ManagedBy`` read, or None
+    """
+    if record == {"inventory": inventory, "environment": environment}:
+        host.noop(f"{record_path(base_dir)} already names inventory {inventory}")
+        return
+    text = record_text(inventory, environment)
+    log_diff(record_path(base_dir), text)
+    staged = f"{base_dir}/.{RECORD}.new"
+    yield FileUploadCommand(StringIO(text), staged)
+    yield script_command('chown root:root "$1" && chmod 600 "$1" && mv -f "$1" "$2"', staged, record_path(base_dir))

@@ -2,14 +2,14 @@
 
 from pyinfra import host
 
-from bars_receiver.operations import file_atomically
-from bars_receiver.ownership import record_path, record_text
+from bars_receiver.ownership import managed_by
 
 receiver = host.data.receiver
 
-file_atomically(
+managed_by(
     name=f"Host managed by inventory {receiver.inventory} ({receiver.settings.environment})",
-    path=record_path(receiver.settings.base_dir),
-    content=record_text(receiver.inventory, receiver.settings.environment),
-    mode="600",
+    base_dir=receiver.settings.base_dir,
+    inventory=receiver.inventory,
+    environment=receiver.settings.environment,
+    record=host.data.managed_by,
 )

@@ -57,3 +57,33 @@ def test_limit_matching_nothing_is_an_error(limit):
     limit("bars-int-1", "bars-prod-*")
     with pytest.raises(LimitError, match=r"--limit bars-prod-\* matches no host of this inventory.*bars-int-1, bars-int-2"):
         check_limit(HOSTS)
+
+
+class FakeHost:
+    def __init__(self):
+        self.noops = []
+
+    def noop(self, description):
+        self.noops.append(description)
+
+
+def run_managed_by(record):
+    from pyinfra.context import ctx_host
+
+    from bars_receiver.ownership import managed_by
+
+    fake = FakeHost()
+    with ctx_host.use(fake):
+        commands = list(managed_by._inner(base_dir="/etc/bars-receiver", inventory="int", environment="int",
+                                          record=record))
+    return commands, fake.noops
+
+
+def test_the_record_is_written_only_when_it_differs():
+    assert run_managed_by({"inventory": "int", "environment": "int"}) == \
+        ([], ["/etc/bars-receiver/managed-by already names inventory int"])
+    for record in (None, {"inventory": "int-a", "environment": "int"}):
+        commands, noops = run_managed_by(record)
+        assert len(commands) == 2 and not noops
+        assert commands[0].src.getvalue() == "inventory=int\nenvironment=int\n"
+        assert "/etc/bars-receiver/managed-by" in str(commands[1].get_raw_value())
