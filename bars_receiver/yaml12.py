@@ -95,6 +95,11 @@ class _Composer(yaml.composer.Composer):
     _depth = 0
 
     def compose_node(self, parent, index):
+        event = self.peek_event()
+        if getattr(event, "tag", None) not in (None, "!"):
+            raise yaml.composer.ComposerError(
+                None, None, f"the tag {event.tag!r} is not allowed in an inventory; write plain values",
+                event.start_mark)
         if self.check_event(yaml.events.AliasEvent):
             event = self.peek_event()
             raise yaml.composer.ComposerError(
@@ -130,6 +135,8 @@ def loads(text: str) -> Any:
         raise YamlProblem(" ".join(f"is not valid YAML: {error}".split())) from None
     except RecursionError:
         raise YamlProblem(f"is nested too deeply to read (more than {MAX_DEPTH} levels)") from None
+    except (ValueError, OverflowError):  # e.g. an integer of thousands of digits
+        raise YamlProblem("holds a number too long to read (over 4300 digits); no setting needs one") from None
 
 
 def load_file(path: Path) -> Any:

@@ -132,7 +132,7 @@ CASES = [
     ("deep nesting", lambda lab: _text(lab) + "extra: " + "[" * 3000 + "]" * 3000 + "\n", "", "nesting deeper"),
     ("alias", lambda lab: _text(lab).replace("environment: int", "environment: &e int\nx: *e"), "", "alias"),
     ("python tag", lambda lab: _text(lab).replace("environment: int", "environment: !!python/name:os.system"), "",
-     "could not determine a constructor"),
+     "is not allowed in an inventory"),
     ("huge junk inventory", _many_bad_hosts, "hosts.junk0.ssh_port", "more problems, not shown"),
 ]
 

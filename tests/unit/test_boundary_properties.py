@@ -166,3 +166,59 @@ def test_deploy_dir_either_refused_or_plain(value):
         return
     assert re.fullmatch(r"(/[A-Za-z0-9_][A-Za-z0-9._-]*)+", result) and "/../" not in result + "/"
     assert "bars" in result.rsplit("/", 1)[1].lower()
+
+
+# --- the whole inventory: any text is a working inventory or an InventoryError, never a traceback ----
+
+GOOD_YAML = """environment: int
+settings:
+  key_size: 2048
+  listen_port: 443
+  client_dn_allowlist: ["CN=x,OU=Devices,O=nhs"]
+hosts:
+  rx-1:
+    ssh_hostname: 10.0.0.5
+    endpoints:
+      - ods: RX809
+        supplier: Acme
+        upstream: http://127.0.0.1:5000
+        receiver_path: /bars/
+"""
+
+
+def _mutated(draw_ops):
+    text = GOOD_YAML
+    for at, insert, cut in draw_ops:
+        at %= len(text) + 1
+        text = text[:at] + insert + text[at + cut:]
+    return text
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.text(max_size=6), st.integers(0, 3)), min_size=1, max_size=4))
+def test_any_inventory_text_is_loaded_or_refused_with_a_message(ops):
+    import tempfile
+    from pathlib import Path
+    import shutil
+
+    from bars_receiver.errors import InventoryError
+    from bars_receiver.inventory import load_hosts
+
+    text = _mutated(ops)
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        shutil.copytree(Path(__file__).resolve().parents[2] / "group_data", root / "group_data")
+        (root / "inventories").mkdir()
+        path = root / "inventories" / "int.yml"
+        path.write_bytes(text.encode("utf-8", "surrogatepass"))
+        try:
+            hosts = load_hosts(path)
+        except InventoryError as error:
+            assert all(str(problem).startswith(("inventories/int.yml", "group_data/")) for problem in error.problems)
+            return
+    for _, data in hosts:
+        receiver = data["receiver"]
+        for endpoint in receiver.endpoints:
+            assert grammar.upstream(endpoint.upstream) == endpoint.upstream
+            assert grammar.receiver_path(endpoint.receiver_path) == endpoint.receiver_path
+        assert all(normalise_dn(dn) == dn for dn in receiver.settings.client_dn_allowlist)

@@ -52,7 +52,8 @@ def test_yaml_12_types_are_never_coerced(project, line, field, words):
     ("x: " + "{a: " * 3000 + "1" + "}" * 3000, "nesting deeper than"),
     ("a: &x [1]\nb: *x\n", "alias *x is not allowed"),
     ("<<: {environment: int}\n", "unknown top-level key"),
-    ("environment: !!python/object/apply:os.system [id]\n", "could not determine a constructor"),
+    ("environment: !!python/object/apply:os.system [id]\n", "is not allowed in an inventory"),
+    ("listen_port: " + "9" * 5000 + "\n", "too long to read"),
     ("- just\n- a list\n", "must be a mapping"),
     ("", "must be a mapping"),
 ])
