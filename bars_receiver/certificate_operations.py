@@ -25,6 +25,7 @@ from .operations import upload_secret
 from .scripts import run_script
 from .shell import script_command
 from .x509 import public_key_der, sha256_hex
+from .settings import file_stem
 
 PROFILES = {
     # OpenSSL 3's own defaults, spelt out: PBES2/PBKDF2 with AES-256-CBC, HMAC-SHA256 MAC.
@@ -261,7 +262,7 @@ def key_refusals(receiver, endpoint_files: dict) -> dict[str, str]:
         if certificate is None:
             continue
         key_path = f"{receiver.endpoint_dir(endpoint.fqdn)}/key.pem"
-        csr = f"requests/{receiver.inventory}/{endpoint.fqdn}{'.next' if certificate.for_next_key else ''}.csr"
+        csr = f"requests/{receiver.inventory}/{file_stem(endpoint)}{'.next' if certificate.for_next_key else ''}.csr"
         state = endpoint_files.get(endpoint.fqdn)
         if key_role(certificate, state) is not None:
             continue

@@ -517,6 +517,9 @@ def check_inventory_certificates(
 ) -> CertificateCheck:
     """Check ``files/certs/<inventory>/*.cer`` for the inventory's endpoints.
 
+    ``fqdns`` are the files' stems: the FQDN, or ``<fqdn>@<host>`` for a load-balanced endpoint,
+    whose certificate and CSR are that host's own (docs/ha.md). Results are keyed by stem.
+
     Endpoints without a certificate file are simply not returned: they stay "requested". The
     files of ``retired`` endpoints are left alone (kept in git as a record, never installed).
     """
@@ -575,11 +578,11 @@ def check_inventory_certificates(
         for path in sorted(ca_root.iterdir()) if path.is_dir() and path.name != inventory
     ] if ca_root.is_dir() else []
 
-    for fqdn, path in found.items():
+    for fqdn, path in found.items():  # fqdn: the file's stem, "<fqdn>@<host>" for a load-balanced endpoint
         label = f"files/certs/{inventory}/{path.name}"
         try:
             issued = check_certificate(
-                path.read_bytes(), fqdn,
+                path.read_bytes(), fqdn.split("@", 1)[0],
                 csr_path=project_dir / "requests" / inventory / f"{fqdn}.csr",
                 csr_label=f"requests/{inventory}/{fqdn}.csr",
                 next_csr_path=project_dir / "requests" / inventory / f"{fqdn}{NEXT_CSR_SUFFIX}",

@@ -302,8 +302,8 @@ class _Loader:
         check = check_inventory_certificates(
             self.project_dir,
             self.yaml_path.stem,
-            [endpoint.fqdn for endpoints in resolved.values() for endpoint in endpoints
-             if endpoint.fqdn not in self.retired],
+            [endpoint.stem() for endpoints in resolved.values() for endpoint in endpoints
+             if endpoint.stem() not in self.retired],
             retired=sorted(self.retired),
             ca_pins=settings.ca_pins,
             renewal_days=settings.renewal_days,
@@ -379,7 +379,7 @@ class _Loader:
 
     def resolve(self, settings: Settings, entries: dict[str, HostEntry]) -> dict[str, list[ResolvedEndpoint]]:
         resolved: dict[str, list[ResolvedEndpoint]] = {}
-        owner: dict[str, str] = {}
+        owner: dict[str, tuple[str, str, bool]] = {}  # FQDN -> (field, host, load_balanced) of its first listing
         for host_name, entry in entries.items():
             resolved[host_name] = []
             for index, endpoint in enumerate(entry.endpoints):
@@ -389,16 +389,25 @@ class _Loader:
                     continue
                 key = result.fqdn.lower()
                 if key in owner:
-                    self.fail(
-                        f"{field}.fqdn",
-                        f"{result.fqdn} is already served by {owner[key]}; a private key lives on one "
-                        "host only, so each FQDN must appear once in an inventory",
-                    )
-                    continue
-                owner[key] = field
+                    first_field, first_host, first_balanced = owner[key]
+                    if first_host == host_name:
+                        self.fail(f"{field}.fqdn", f"{result.fqdn} is already listed for this host as {first_field}")
+                        continue
+                    if not (endpoint.load_balanced and first_balanced):
+                        self.fail(
+                            f"{field}.fqdn",
+                            f"{result.fqdn} is already served by {first_field}; a private key lives on one "
+                            "host only, so each FQDN must appear once in an inventory, unless every host "
+                            "listing it says load_balanced: true (each then makes its own key: docs/ha.md)",
+                        )
+                        continue
+                else:
+                    owner[key] = (field, host_name, endpoint.load_balanced)
+                if endpoint.load_balanced:
+                    result = result.model_copy(update={"pack_name": f"{result.fqdn}@{host_name}"})
                 resolved[host_name].append(result)
                 if endpoint.retired:
-                    self.retired.add(result.fqdn)
+                    self.retired.add(result.stem())
         return resolved
 
     def resolve_endpoint(self, settings: Settings, endpoint: Endpoint, field: str) -> ResolvedEndpoint | None:
@@ -481,11 +490,11 @@ def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
             inventory=yaml_path.stem,
             project_dir=str(project_dir),
             settings=settings,
-            endpoints=tuple(e for e in resolved[name] if e.fqdn not in loader.retired),
-            retired=tuple(e for e in resolved[name] if e.fqdn in loader.retired),
+            endpoints=tuple(e for e in resolved[name] if e.stem() not in loader.retired),
+            retired=tuple(e for e in resolved[name] if e.stem() in loader.retired),
             key_passphrase=passphrase,
-            certificates={e.fqdn: certificates[e.fqdn] for e in resolved[name] if e.fqdn in certificates},
-            refused={e.fqdn: loader.refused[e.fqdn] for e in resolved[name] if e.fqdn in loader.refused},
+            certificates={e.fqdn: certificates[e.stem()] for e in resolved[name] if e.stem() in certificates},
+            refused={e.fqdn: loader.refused[e.stem()] for e in resolved[name] if e.stem() in loader.refused},
             pfx_password=pfx_password,
             client_crl_pem=client_crl_pem,
         )

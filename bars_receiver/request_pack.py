@@ -16,7 +16,7 @@ from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, operation
 
 from .facts import EndpointFiles, EndpointState
-from .settings import HostSettings, ResolvedEndpoint
+from .settings import HostSettings, ResolvedEndpoint, file_stem
 from .templates import render
 from .x509 import csr_problem, fingerprint, key_bits, public_key_der
 
@@ -66,8 +66,8 @@ def render_note(
         receiver_url=endpoint.receiver_url(settings.listen_port),
         public_key_fingerprint=fingerprint(public_key_der(public_key_pem)),
         settings=settings,
-        csr_file=pack_names(endpoint.fqdn, renewal)[0],
-        cert_file=f"files/certs/{receiver.inventory}/{endpoint.fqdn}.cer",
+        csr_file=pack_names(file_stem(endpoint), renewal)[0],
+        cert_file=f"files/certs/{receiver.inventory}/{file_stem(endpoint)}.cer",
     )
 
 
@@ -80,7 +80,7 @@ def pack_files(
     if problem:
         raise RequestPackError(f"{endpoint.fqdn} on {host_name}: {problem}; the request pack was not written")
     directory = Path(receiver.requests_dir)
-    csr_name, note_name = pack_names(endpoint.fqdn, renewal)
+    csr_name, note_name = pack_names(file_stem(endpoint), renewal)
     return {
         directory / csr_name: csr_pem,
         directory / note_name: render_note(receiver, endpoint, host_name, public_key_pem, renewal),
@@ -104,7 +104,7 @@ def remove_renewal_pack(receiver: HostSettings, endpoint: ResolvedEndpoint) -> l
     """Remove ``<fqdn>.next.csr`` and ``.next.md`` once the renewed key is live (its CSR is now the
     live pack's); git keeps them. Returns the files removed."""
     removed = []
-    for name in pack_names(endpoint.fqdn, renewal=True):
+    for name in pack_names(file_stem(endpoint), renewal=True):
         path = Path(receiver.requests_dir) / name
         if path.exists():
             path.unlink()
@@ -168,7 +168,7 @@ def request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, state: Endp
         return
     files = pack_files(receiver, endpoint, host.name, state.csr_pem, state.key_public_pem, renewal)
     if _unchanged(files):
-        host.noop(f"request pack {pack_names(endpoint.fqdn, renewal)[0]} already matches the host")
+        host.noop(f"request pack {pack_names(file_stem(endpoint), renewal)[0]} already matches the host")
         return
     yield FunctionCommand(_write_known, (receiver, files), {})
 
@@ -194,7 +194,7 @@ def no_renewal_pack(receiver: HostSettings, endpoint: ResolvedEndpoint):
     + receiver: the host's settings
     + endpoint: the endpoint
     """
-    stale = [Path(receiver.requests_dir) / name for name in pack_names(endpoint.fqdn, renewal=True)]
+    stale = [Path(receiver.requests_dir) / name for name in pack_names(file_stem(endpoint), renewal=True)]
     if not any(path.exists() for path in stale):
         host.noop(f"no renewal request pack for {endpoint.fqdn}")
         return

@@ -22,7 +22,7 @@ from pyinfra.api import FactBase, FunctionCommand, StringCommand, operation
 
 from .request_pack import write_atomically
 from .scripts import run_script
-from .settings import HostSettings, ResolvedEndpoint
+from .settings import HostSettings, ResolvedEndpoint, file_stem
 
 ARCHIVE = ".retired"
 RETIRED_MARK = "> **RETIRED.**"
@@ -109,7 +109,7 @@ def retired_pack_files(receiver: HostSettings, endpoint: ResolvedEndpoint, host_
     )
     files = {}
     directory = Path(receiver.requests_dir)
-    for name in (f"{endpoint.fqdn}.md", f"{endpoint.fqdn}.next.md"):
+    for name in (f"{file_stem(endpoint)}.md", f"{file_stem(endpoint)}.next.md"):
         path = directory / name
         if not path.exists() and name.endswith(".next.md"):
             continue

@@ -151,6 +151,9 @@ class Endpoint(StrictInput):
     # The application's systemd unit, told after this endpoint's PFX or key changed (application.py).
     app_unit: Annotated[str, _grammar(systemd_unit)] | None = None
     app_action: AppAction = "restart"
+    # Served by several hosts behind a TCP load balancer: each host its own key, CSR and certificate
+    # (docs/ha.md). Every host listing the FQDN must say so.
+    load_balanced: bool = False
 
 
 # A file on the controller that ssh reads (never rendered on a host): plain path characters.
@@ -173,6 +176,12 @@ class HostEntry(StrictInput):
         return data
 
 
+def file_stem(endpoint) -> str:
+    """An endpoint's request pack and certificate file name without suffix: its FQDN, or
+    ``<fqdn>@<host>`` for a load-balanced one (``ResolvedEndpoint.pack_name``)."""
+    return getattr(endpoint, "pack_name", None) or endpoint.fqdn
+
+
 class ResolvedEndpoint(Strict):
     """An endpoint with its FQDN checked against the convention."""
 
@@ -184,6 +193,13 @@ class ResolvedEndpoint(Strict):
     receiver_path: str
     app_unit: str | None = None
     app_action: AppAction = "restart"
+    # For a load-balanced endpoint, "<fqdn>@<host>": the name of this host's request pack and
+    # certificate file (requests/<inventory>/<fqdn>@<host>.csr, files/certs/<inventory>/<fqdn>@<host>.cer).
+    pack_name: str | None = None
+
+    def stem(self) -> str:
+        """The request pack's and certificate file's name without suffix: the FQDN, or <fqdn>@<host>."""
+        return self.pack_name or self.fqdn
 
     def receiver_url(self, port: int) -> str:
         netloc = self.fqdn if port == 443 else f"{self.fqdn}:{port}"

@@ -25,7 +25,7 @@ from pyinfra_cli.prints import print_meta
 from .certificate_facts import CERT, InstalledCertificates
 from .certificates import utcnow
 from .run_mode import cli_params
-from .settings import HostSettings
+from .settings import HostSettings, file_stem
 
 
 @dataclass(frozen=True)
@@ -68,13 +68,13 @@ def endpoint_rows(host_name: str, receiver: HostSettings, installed: InstalledCe
         if certificate is None:
             held = CERT in installed.get(endpoint.fqdn).files
             note = ("no .cer in files/certs, but the host still holds an older cert.pem" if held else
-                    f"awaiting certificate: send requests/{receiver.inventory}/{endpoint.fqdn}.csr")
+                    f"awaiting certificate: send requests/{receiver.inventory}/{file_stem(endpoint)}.csr")
             rows.append(Row(host_name, endpoint.fqdn, "requested", "-", "-", note))
             continue
         days = certificate.days_left(now)
         state = certificate.state(receiver.settings.renewal_days, now)
         # tasks/keys.py stages the next key and CSR in this same run; the .next pack is what to send.
-        note = (f"next key staged: send requests/{receiver.inventory}/{endpoint.fqdn}.next.csr"
+        note = (f"next key staged: send requests/{receiver.inventory}/{file_stem(endpoint)}.next.csr"
                 if state == "renewing" else "")
         rows.append(Row(host_name, endpoint.fqdn, state, f"{certificate.not_after:%Y-%m-%d}", str(days), note))
     return rows
