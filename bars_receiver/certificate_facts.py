@@ -36,6 +36,7 @@ class InstalledCertificate:
     app_dir: FileMeta | None = None
     handoff_generation: FileMeta | None = None  # the hand-off's live generation directory
     handoff_archive: FileMeta | None = None  # its archive/ directory
+    legacy_password: bool = False  # pfx.pass is still a file of the layout before generations
     handoff_staging: bool = False  # an interrupted build left .staging/ (reconcile.sh removes it)
     password_matches: bool = False  # pfx.pass is the password recorded in pfx.inputs
     env_current: bool = False  # kestrel.env holds the PFX path and the password in pfx.pass
@@ -101,6 +102,8 @@ class CertificateFiles(FactBase):
                 current.handoff_archive = FileMeta(words[3], int(words[4]), int(words[5]))
             elif marker == "app" and len(words) == 4:
                 current.modes[words[0]] = FileMeta(words[1], int(words[2]), int(words[3]))
+            elif marker == "legacy_password":
+                current.legacy_password = True
             elif marker == "handoff_staging":
                 current.handoff_staging = True
             elif marker == "password_matches":

@@ -195,7 +195,8 @@ def pkcs12_bundle(
         if password is not None:
             yield from upload_secret(f"{handoff_dir}/.staging/gen/{PFX_PASSWORD}", password.get_secret_value() + "\n")
             source = "upload"
-        elif PFX_PASSWORD in installed.modes and installed.inputs.get("password_source") != "env":
+        elif (PFX_PASSWORD in installed.modes or installed.legacy_password) \
+                and installed.inputs.get("password_source") != "env":
             source = "keep"
         else:
             source = "generate"

@@ -17,7 +17,7 @@ trap 'rm -rf "$handoff/.staging"' EXIT
 case $password in
   upload) [ -s "$gen/pfx.pass" ] || fail "$handoff: the uploaded PFX password is missing" ;;
   generate) openssl rand -hex 24 > "$gen/pfx.pass" ;;
-  keep) cp "$handoff/live/pfx.pass" "$gen/pfx.pass" ;;
+  keep) cp "$handoff/pfx.pass" "$gen/pfx.pass" ;; # through live/, or the file itself before generations
   *) fail "unknown password step $password" ;;
 esac
 case $profile in

@@ -33,6 +33,8 @@ for dir in "$base"/*/; do
   [ -d "$handoff" ] || continue
   [ -e "$handoff/.staging" ] && echo "@@handoff_staging"
   stat -c '@@appdir %a %u %g' "$handoff"
+  # Before generations pfx.pass was a file here: the next build keeps that password.
+  if [ -f "$handoff/pfx.pass" ] && [ ! -L "$handoff/pfx.pass" ]; then echo "@@legacy_password"; fi
   live=$(pointer_number "$handoff/live")
   [ -n "$live" ] || continue
   gen=$handoff/archive/$live

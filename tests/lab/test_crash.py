@@ -156,6 +156,7 @@ def previous_layout(project, lab, ca):
                         f"&& test ! -L {KEY_DIR}/next && echo old-layout").strip() == "old-layout"
     files = {name: on_host(lab, f"stat -c %i {KEY_DIR}/{name}").strip()
              for name in ("key.pem", "key.pass", "cert.pem", "next/key.pem", "next/key.pass", "next/csr.pem")}
+    files["pfx_password"] = on_host(lab, f"cat /etc/bars-receiver-app/{NAME}/pfx.pass")
     use_code(project, None)
     return files
 
@@ -169,6 +170,9 @@ def test_previous_layout_migrates_on_the_next_run_keeping_every_key(previous_lay
     assert migrated.returncode == 0
     live, next_ = on_host(lab, f"readlink {KEY_DIR}/live {KEY_DIR}/next").split()
     assert live.startswith("archive/") and next_.startswith("archive/") and live != next_
+    password = previous_layout.pop("pfx_password")
+    assert on_host(lab, f"cat /etc/bars-receiver-app/{NAME}/pfx.pass") == password  # the application's, kept
+    assert on_host(lab, f"readlink /etc/bars-receiver-app/{NAME}/pfx.pass").strip() == "live/pfx.pass"
     for name, inode in previous_layout.items():
         role, _, base = name.rpartition("/")
         assert on_host(lab, f"stat -L -c %i {KEY_DIR}/{role or 'live'}/{base}").strip() == inode, name
