@@ -121,6 +121,7 @@ def _group_data(path: Path) -> dict[str, Any]:
     }
 
 
+_INVENTORY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
 
@@ -164,6 +165,11 @@ class _Loader:
         self.problems.append(Problem(file or self.file, field, message))
 
     def read_yaml(self) -> dict[str, Any]:
+        # The name becomes requests/<name>/, files/ca/<name>/ and the host's managed-by record.
+        if not _INVENTORY_NAME.fullmatch(self.yaml_path.stem):
+            self.fail("", f"the inventory's name {self.yaml_path.stem!r} (its file name) names directories and is "
+                      "recorded on each host: use 1-64 letters, digits, '-' and '_', e.g. 'int' or 'lab-fleet'")
+            return {}
         try:
             document = load_file(self.yaml_path)
         except FileNotFoundError:

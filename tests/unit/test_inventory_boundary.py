@@ -148,3 +148,11 @@ def test_host_names_have_a_grammar(project, key):
     document["hosts"][key] = document["hosts"].pop("rx-1")
     found = refused(project, yaml.safe_dump(document))
     assert any("is not a usable host name" in p for p in found), found
+
+
+@pytest.mark.parametrize("name", ["my inventory", "int;x", ".hidden", "a$b"])
+def test_inventory_names_have_a_grammar(project, name):
+    with pytest.raises(InventoryError) as raised:
+        load_hosts(write_text(project, GOOD_TEXT, name))
+    [problem] = raised.value.problems
+    assert "the inventory's name" in str(problem) and "letters, digits, '-' and '_'" in str(problem)
