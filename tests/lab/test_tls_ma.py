@@ -175,8 +175,13 @@ def deploy_and_wait_for_reload(project, lab) -> None:
 
 
 def test_broken_configuration_never_goes_live(active, lab, clients):
+    """nginx -t on the host is the last check: a value the controller lets through (here a cipher
+    name added to this copy's allow-list, test only) that nginx refuses never goes live."""
     before = lab.ssh(f"sha256sum {CONFIG}").stdout
     workers = nginx_workers(lab)
+    grammar = active.root / "bars_receiver" / "grammar.py"
+    original = grammar.read_text()
+    grammar.write_text(original + '\nSTRONG_CIPHERS = (*STRONG_CIPHERS, "NO-SUCH-CIPHER")  # test only\n')
     active.write_inventory([endpoint("LAB01"), endpoint("LAB02")], settings={"tls_ciphers": "NO-SUCH-CIPHER"})
     try:
         run = active.deploy(check=False)
@@ -188,6 +193,7 @@ def test_broken_configuration_never_goes_live(active, lab, clients):
         assert nginx_workers(lab) == workers  # not reloaded
         assert curl(lab, active, "/metadata", clients["good"])[0] == 200
     finally:
+        grammar.write_text(original)
         active.write_inventory([endpoint("LAB01"), endpoint("LAB02")])
 
 
