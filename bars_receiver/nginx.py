@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from io import StringIO
+from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from .diffs import log_diff
+from .nginx_escape import FILTERS, UnsafeValue, nginx_token
+from .nginx_verify import Expected, ExpectedSite, verify
 from .settings import HostSettings
 from .shell import script_command
 from .templates import render
@@ -38,20 +41,63 @@ class Site:
     receiver_path: str
     crl: str | None = None
 
+    @property
+    def upstream_scheme(self) -> str:
+        return urlsplit(self.upstream).scheme
+
+    @property
+    def upstream_server(self) -> str:
+        """host:port for nginx's upstream block (the validated URL, default port made explicit)."""
+        parts = urlsplit(self.upstream)
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port is None:
+            port = 443 if parts.scheme == "https" else 80
+        if not 1 <= port <= 65535 or not parts.hostname:
+            raise UnsafeValue(f"upstream {self.upstream!r} has no host or a port outside 1-65535")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        return nginx_token(f"{host}:{port}")
+
+    @property
+    def upstream_name(self) -> str:
+        """One upstream block per application address, named from it (so names are stable)."""
+        safe = "".join(c if c.isalnum() else "_" for c in f"{self.upstream_scheme}_{self.upstream_server}")
+        return f"bars_{safe}"
+
+
+def expected_config(receiver: HostSettings, sites: list[Site]) -> Expected:
+    """What the rendered file must hold, from the validated settings alone."""
+    settings = receiver.settings
+    return Expected(
+        port=settings.listen_port,
+        sites=tuple(ExpectedSite(site.fqdn, site.client_ca, site.upstream_scheme, site.upstream_server) for site in sites),
+        allowlist=tuple(settings.client_dn_allowlist),
+        proxy_addresses=tuple(str(address) for address in settings.proxy_addresses),
+    )
+
 
 def render_config(receiver: HostSettings, sites: list[Site]) -> str:
+    """The listener's configuration, verified structurally (nginx_verify) before it is returned."""
     settings = receiver.settings
-    return render(
+    upstreams = {site.upstream_name: site.upstream_server for site in sites}
+    text = render(
         receiver.project_dir,
         "nginx-receiver.conf.j2",
+        filters=FILTERS,
         inventory=receiver.inventory,
         port=settings.listen_port,
         sites=sites,
+        upstreams=[{"name": name, "server": server} for name, server in sorted(upstreams.items())],
         protocols=settings.tls_protocols,
         ciphers=settings.tls_ciphers,
         allowlist=settings.client_dn_allowlist,
+        proxy_addresses=[str(address) for address in settings.proxy_addresses],
         timeout=settings.upstream_timeout,
     )
+    verify(text, expected_config(receiver, sites))
+    return text
 
 
 # $1 candidate, $2 live file, $3 scratch directory for the stand-alone test configuration.

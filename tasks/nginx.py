@@ -6,11 +6,14 @@ nothing else.
 """
 
 from pyinfra import host
+from pyinfra.api import DeployError
 from pyinfra.operations import systemd
 
 from bars_receiver.certificate_facts import INSTALLED_FILES
 from bars_receiver.certificate_operations import serving_state
 from bars_receiver.nginx import LIVE_CONFIG, NginxLoaded, Site, checked_config, reload, render_config
+from bars_receiver.nginx_escape import UnsafeValue
+from bars_receiver.nginx_verify import ConfigRefused
 from bars_receiver.operations import file_atomically
 
 receiver = host.data.receiver
@@ -61,9 +64,17 @@ for endpoint in receiver.endpoints:
         crl=crl_path,
     ))
 
+try:
+    text = render_config(receiver, sites)
+except (UnsafeValue, ConfigRefused) as refused:
+    raise DeployError(
+        f"{host.name}: the rendered nginx configuration was refused before upload ({refused}); "
+        "nothing was changed on the host and nginx keeps serving"
+    ) from None
+
 config = checked_config(
-    name="nginx TLS-MA configuration (checked with nginx -t before it goes live)",
-    config=render_config(receiver, sites),
+    name="nginx TLS-MA configuration (parsed and checked on the controller, then with nginx -t)",
+    config=text,
     scratch_dir=receiver.settings.base_dir,
 )
 systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)

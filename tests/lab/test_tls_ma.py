@@ -313,3 +313,73 @@ def test_reboot_brings_back_the_listener(active, lab, clients):
     lab.reboot()
     assert curl(lab, active, "/metadata", clients["good"])[0] == 200
     assert curl(lab, active, "/metadata")[0] in (0, 400)
+
+
+# --- The listener's own defects (issue 9) and its second layer behind the firewall (issue 10) ---
+
+
+@pytest.mark.parametrize("only, refused_flag, accepted_flag, accepted", [
+    ("TLSv1.3", "-tls1_2", "-tls1_3", "TLSv1.3"),
+    ("TLSv1.2", "-tls1_3", "-tls1_2", "TLSv1.2"),
+])
+def test_tls_protocols_take_effect_where_nginx_negotiates(active, lab, only, refused_flag, accepted_flag, accepted):
+    active.write_inventory([endpoint("LAB01"), endpoint("LAB02")], settings={"tls_protocols": [only]})
+    try:
+        deploy_and_wait_for_reload(active, lab)
+        for name in (ACTIVE, "unknown.thirdparty.nhs.uk"):  # the catch-all negotiates for unknown names
+            refused = s_client(lab, "-servername", name, refused_flag)
+            assert refused.returncode != 0 and "BEGIN CERTIFICATE" not in refused.stdout, refused.stdout[-2000:]
+            assert "Cipher is (NONE)" in refused.stdout or "alert protocol version" in refused.stderr, refused.stderr
+        ok = s_client(lab, "-servername", ACTIVE, accepted_flag)
+        assert f"New, {accepted}, Cipher is" in ok.stdout, ok.stdout[-2000:]
+    finally:
+        active.write_inventory([endpoint("LAB01"), endpoint("LAB02")])
+        deploy_and_wait_for_reload(active, lab)
+
+
+@pytest.mark.parametrize("kind", ["good", None, "wrong-ca"])
+@pytest.mark.parametrize("host_header", ["unknown.thirdparty.nhs.uk", REQUESTED, "localhost"])
+def test_a_host_other_than_the_sni_endpoint_is_refused_with_421(active, lab, clients, kind, host_header):
+    request_id = str(uuid.uuid4())
+    status, _, body = curl(lab, active, "/index.html", clients[kind] if kind else None,
+                           headers=[f"Host: {host_header}", f"X-Request-Id: {request_id}"])
+    assert status in (421, 0) if kind == "wrong-ca" else status == 421, (status, body)
+    assert "Welcome to nginx" not in body and "received" not in body
+    assert not upstream_saw(lab, request_id)
+
+
+def test_an_allow_list_entry_starting_with_tilde_is_never_a_pattern(active, lab, clients):
+    """'~CN=' would be a regex matching every subject; nginx must compare it as text."""
+    active.write_inventory([endpoint("LAB01"), endpoint("LAB02")], settings={"client_dn_allowlist": ["~CN="]})
+    run = active.deploy(check=False)
+    try:
+        if run.returncode == 0:  # accepted by the inventory: then it is an exact, never-matching key
+            assert '"\\\\~CN=" 1;' in lab.ssh(f"cat {CONFIG}").stdout
+            deadline = time.monotonic() + 10
+            while curl(lab, active, "/metadata", clients["good"])[0] != 403:
+                assert time.monotonic() < deadline, "the allow-list was not applied"
+                time.sleep(0.2)
+        else:  # refused while the inventory loads: nothing changed
+            assert "client_dn_allowlist" in run.output and "Traceback" not in run.output
+    finally:
+        active.write_inventory([endpoint("LAB01"), endpoint("LAB02")])
+        if run.returncode == 0:
+            deploy_and_wait_for_reload(active, lab)
+    assert curl(lab, active, "/metadata", clients["good"])[0] == 200
+
+
+def test_with_the_firewall_flushed_a_stranger_still_cannot_reach_the_application(active, lab, clients):
+    lab.ssh("nft flush ruleset")
+    try:
+        request_id = str(uuid.uuid4())
+        argv = ["curl", "-sS", "--max-time", "10", "--interface", "127.0.0.3", "--resolve", f"{ACTIVE}:443:127.0.0.1",
+                "--cacert", str(active.root / "files" / "ca" / "test" / "lab-root.pem"), "-o", "-", "-w", "%{http_code}",
+                "--cert", str(clients["good"][0]), "--key", str(clients["good"][1]),
+                "-H", f"X-Request-Id: {request_id}", f"https://{ACTIVE}/metadata"]
+        result = lab.netns_run(argv, capture_output=True, text=True)
+        assert result.stdout.endswith("403"), (result.stdout, result.stderr)  # the firewall is gone: nginx refuses
+        assert not upstream_saw(lab, request_id)
+        assert curl(lab, active, "/metadata", clients["good"])[0] == 200  # the proxy's address still gets in
+    finally:
+        active.deploy()  # puts the firewall back
+    assert "bars_receiver" in lab.ssh("nft list tables").stdout

@@ -63,9 +63,12 @@ def test_each_active_endpoint_gets_an_sni_server_with_client_verification(tmp_pa
 
 
 def test_path_is_passed_through_untouched(tmp_path):
-    block = server_blocks(render_config(receiver(tmp_path), [site()]))[1]
+    text = render_config(receiver(tmp_path), [site()])
+    block = server_blocks(text)[1]
     # proxy_pass without a URI part sends the client's request URI as it came.
-    assert "proxy_pass http://127.0.0.1:5000;" in block
+    assert "proxy_pass http://bars_http_127_0_0_1_5000;" in block
+    assert "upstream bars_http_127_0_0_1_5000 {\n    server 127.0.0.1:5000;\n" in text
+    assert "    keepalive 16;\n" in text
     assert "location ^~ / {" in block
     assert "return 404" not in block
 
@@ -92,10 +95,10 @@ def test_client_identity_headers_are_set_by_nginx(tmp_path):
 def test_allowlist_returns_403_for_other_subjects(tmp_path):
     dns = ["CN=proxy.example.nhs.uk,OU=Devices,O=nhs", "CN=other.nhs.uk"]
     text = render_config(receiver(tmp_path, client_dn_allowlist=dns), [site()])
-    assert "if ($bars_client_allowed = 0) {\n        return 403;" in text
+    assert "if ($bars_client_allowed = 0) {\n            return 403;" in text
     assert 'map $ssl_client_s_dn $bars_client_allowed {\n    default 0;\n' in text
     for dn in dns:
-        assert f'    "{dn}" 1;\n' in text
+        assert f'    "\\\\{dn}" 1;\n' in text
 
 
 def test_passphrase_protected_key_uses_its_password_file(tmp_path):
