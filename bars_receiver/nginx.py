@@ -16,6 +16,7 @@ from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from .diffs import log_diff
+from .nginx_errors import EDGE_ERRORS
 from .nginx_escape import FILTERS, UnsafeValue, nginx_token
 from .nginx_verify import Expected, ExpectedSite, verify
 from .settings import HostSettings
@@ -67,6 +68,16 @@ class Site:
         return f"bars_{safe}"
 
 
+# Client-sent headers in the families the application might trust, removed before proxying.
+REMOVED_HEADERS = (
+    "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl",
+    "X-Forwarded-Scheme", "X-Forwarded-Client-Cert", "X-Client-DN", "X-Client-Cert-Chain", "X-Client-Certificate",
+    "X-Client-Fingerprint", "X-Client-Fingerprint-SHA256", "X-Client-Verified", "X-Client-IP", "X-Client-Issuer",
+    "X-Client-Subject", "X-SSL-Client-Cert", "X-SSL-Client-DN", "X-SSL-Client-Verify", "X-ARR-ClientCert",
+    "X-Original-Forwarded-For", "X-Original-URL", "X-Rewrite-URL", "Client-IP", "True-Client-IP",
+)
+
+
 def expected_config(receiver: HostSettings, sites: list[Site]) -> Expected:
     """What the rendered file must hold, from the validated settings alone."""
     settings = receiver.settings
@@ -75,6 +86,7 @@ def expected_config(receiver: HostSettings, sites: list[Site]) -> Expected:
         sites=tuple(ExpectedSite(site.fqdn, site.client_ca, site.upstream_scheme, site.upstream_server) for site in sites),
         allowlist=tuple(settings.client_dn_allowlist),
         proxy_addresses=tuple(str(address) for address in settings.proxy_addresses),
+        error_statuses=tuple(sorted(status for error in EDGE_ERRORS for status in error.nginx_statuses)),
     )
 
 
@@ -95,6 +107,10 @@ def render_config(receiver: HostSettings, sites: list[Site]) -> str:
         allowlist=settings.client_dn_allowlist,
         proxy_addresses=[str(address) for address in settings.proxy_addresses],
         timeout=settings.upstream_timeout,
+        max_body_size=settings.max_body_size,
+        edge_errors=EDGE_ERRORS,
+        dot_segments=next(error for error in EDGE_ERRORS if error.name == "dot_segments"),
+        removed_headers=REMOVED_HEADERS,
     )
     verify(text, expected_config(receiver, sites))
     return text

@@ -47,4 +47,12 @@ def nginx_map_key(value: object) -> str:
     return f'"\\\\{escaped}"'
 
 
-FILTERS = {"nginx_token": nginx_token, "nginx_map_key": nginx_map_key}
+def nginx_quoted(value: object) -> str:
+    """A double-quoted argument of fixed text (an error body): no variables, no control characters."""
+    text = str(value)
+    if _CONTROL.search(text) or "$" in text:
+        raise UnsafeValue(f"{text!r} holds a control character or '$'; it cannot be fixed text in nginx")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+FILTERS = {"nginx_token": nginx_token, "nginx_map_key": nginx_map_key, "nginx_quoted": nginx_quoted}

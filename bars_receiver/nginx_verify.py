@@ -13,6 +13,7 @@ compared exactly. Anything else refuses the run with a message naming what diffe
 from __future__ import annotations
 
 import ipaddress
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ SERVER_LEVEL = {
 LOCATION_LEVEL = {
     "proxy_pass", "proxy_http_version", "proxy_set_header", "proxy_connect_timeout", "proxy_send_timeout",
     "proxy_read_timeout", "proxy_request_buffering", "proxy_buffering", "proxy_pass_request_headers",
-    "proxy_intercept_errors", "if", "return", "allow", "deny", "add_header", "default_type",
+    "proxy_intercept_errors", "proxy_hide_header", "if", "return", "allow", "deny", "add_header", "default_type",
     "internal", "client_max_body_size", "access_log", "error_page", "location",
 }
 UPSTREAM_LEVEL = {"server", "keepalive", "keepalive_timeout", "keepalive_requests"}
@@ -58,6 +59,8 @@ class Expected:
     sites: tuple[ExpectedSite, ...]
     allowlist: tuple[str, ...]
     proxy_addresses: tuple[str, ...] = ()
+    # Every status nginx itself may produce, each of which must go to a BaRS-shaped answer.
+    error_statuses: tuple[int, ...] = ()
     problems: list[str] = field(default_factory=list)
 
 
@@ -153,11 +156,16 @@ def verify(text: str, expected: Expected) -> None:
             problems.append(f"server at line {line} has no listen")
         for page in _all(block, "error_page"):
             *codes, target = page["args"] or [""]
+            if codes and codes[-1].startswith("="):  # "=403": the status the answer is sent with
+                codes = codes[:-1] + [codes[-1][1:]]
+                if not codes[-1].isdigit() or int(codes[-1]) < 400:
+                    codes = []
             if not codes or not all(c.isdigit() for c in codes) or not target.startswith("@bars_"):
                 problems.append(f"line {page['line']}: 'error_page {' '.join(page['args'])}' must send errors to a @bars_ location")
         for ret in _all(block, "return"):
             if not ret["args"] or not ret["args"][0].isdigit() or int(ret["args"][0]) < 400:
                 problems.append(f"line {ret['line']}: 'return {' '.join(ret['args'])}' would answer for the application")
+        _check_edge(line, block, expected.error_statuses, problems)
         names = _args(block, "server_name")
         is_default = any("default_server" in args for args in _args(block, "listen"))
         if is_default:
@@ -204,6 +212,26 @@ def verify(text: str, expected: Expected) -> None:
     _check_allowlist(http, expected.allowlist, problems)
     if problems:
         raise ConfigRefused("; ".join(problems))
+
+
+def _check_edge(line: int, block: list[dict], statuses: tuple[int, ...], problems: list[str]) -> None:
+    """Every nginx-generated status goes to a named location that answers a fixed OperationOutcome."""
+    routed = {int(code) for args in _args(block, "error_page") for code in args[:-2] if code.isdigit()}
+    if statuses and routed != set(statuses):
+        problems.append(f"server at line {line}: error pages cover {sorted(routed)}, not {sorted(statuses)}")
+    for location in (d for d in block if d["directive"] == "location" and d["args"][0].startswith("@")):
+        inner = location.get("block") or []
+        returns = _args(inner, "return")
+        if [d["directive"] for d in inner] != ["allow", "return"] or _args(inner, "allow") != [["all"]] \
+                or len(returns[0]) != 2:
+            problems.append(f"line {location['line']}: {location['args'][0]} must only return a fixed answer")
+            continue
+        try:
+            outcome = json.loads(nginx_unescape(returns[0][1]))
+        except ValueError:
+            outcome = None
+        if not isinstance(outcome, dict) or outcome.get("resourceType") != "OperationOutcome":
+            problems.append(f"line {location['line']}: {location['args'][0]} does not answer an OperationOutcome")
 
 
 def _check_proxy(fqdn: str, proxy: dict, site: ExpectedSite, upstreams: dict, problems: list[str]) -> None:

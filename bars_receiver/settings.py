@@ -82,6 +82,10 @@ class Settings(StrictInput):
     client_dn_allowlist: list[Annotated[str, _grammar(normalise_dn)]] = Field(max_length=100)
     upstream_timeout: int = Field(ge=1, le=31)
     client_crl: Annotated[str, _grammar(grammar.repository_file, "files/crl/int.crl")] | None
+    # Largest request body nginx accepts, in MB (README "TLS-MA listener" says why 50 by default).
+    max_body_size: int = Field(ge=1, le=1024)
+    # Disable Debian's default site (port 80) when it is the package's untouched file.
+    disable_default_site: bool
     # Issued certificates and PKCS#12 (docs/certificates.md).
     ca_pins: dict[Annotated[str, _grammar(grammar.label_text, "pin label")],
                   Annotated[str, AfterValidator(normalise_fingerprint)]]

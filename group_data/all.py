@@ -41,6 +41,16 @@ upstream_timeout = 30
 # A file of CRLs (one from each CA in files/ca/<inventory>/), relative to the repository; None = no CRL.
 client_crl = None
 
+# Largest request body (MB) nginx accepts; larger ones get 413. A BaRS referral's attachments
+# travel base64-encoded inside the FHIR Bundle (4/3 of their size), so 50 MB carries about 37 MB
+# of documents. Bodies over 1 MB are buffered to disk, never held in memory.
+max_body_size = 50
+
+# Disable Debian's default site (port 80) when it is the package's untouched file: its enabled
+# link is moved to base_dir/nginx-default-site.disabled, never deleted. A modified one is left
+# in place and reported.
+disable_default_site = True
+
 # --- Issued certificates and PKCS#12 (docs/certificates.md) ---
 
 # Fingerprints (SHA-1 or SHA-256) the CA files in files/ca/<inventory>/ must match; {} = no pins.

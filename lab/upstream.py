@@ -1,6 +1,7 @@
 """A stand-in receiver application for the lab host (stdlib only, runs on the lab's python3).
 
-It answers every request with what it received (method, raw path, headers, body) and echoes
+It answers every request with what it received (method, raw path, headers, the body's length and
+SHA-256, and the body itself when it is under 64 KB) and echoes
 X-Request-Id and X-Correlation-Id as BaRS receivers do; GET /metadata also carries a minimal
 CapabilityStatement. A request with "X-Lab-Delay: <seconds>" is answered that much later. Every request is appended to a JSON-lines log, so tests can show what did,
 and did not, reach the application.
@@ -9,6 +10,7 @@ and did not, reach the application.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +20,7 @@ ECHOED = ("X-Request-Id", "X-Correlation-Id")
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "bars-lab-upstream"
+    protocol_version = "HTTP/1.1"  # keep-alive, as nginx's upstream keepalive and the benchmark use
     log_path = "/var/log/bars-lab-upstream.jsonl"
 
     def _answer(self) -> None:
@@ -25,11 +28,22 @@ class Handler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(min(float(delay), 60))
         length = int(self.headers.get("Content-Length") or 0)
+        digest, remaining, head = hashlib.sha256(), length, b""
+        while remaining:  # read in pieces: bodies run to tens of MB
+            piece = self.rfile.read(min(remaining, 1 << 20))
+            if not piece:
+                break
+            digest.update(piece)
+            if len(head) < 65536:
+                head += piece[:65536 - len(head)]
+            remaining -= len(piece)
         received = {
             "method": self.command,
             "path": self.path,  # the raw request target, as nginx passed it
             "headers": {name: value for name, value in self.headers.items()},
-            "body": self.rfile.read(length).decode("utf-8", "replace"),
+            "body_length": length - remaining,
+            "body_sha256": digest.hexdigest(),
+            "body": head.decode("utf-8", "replace") if length < 65536 else None,
         }
         with open(self.log_path, "a", encoding="utf-8") as log:
             log.write(json.dumps(received) + "\n")

@@ -13,6 +13,7 @@ from bars_receiver.certificate_facts import INSTALLED_FILES
 from bars_receiver.certificate_operations import serving_state
 from bars_receiver.nginx import LIVE_CONFIG, NginxLoaded, Site, checked_config, reload, render_config
 from bars_receiver.nginx_escape import UnsafeValue
+from bars_receiver.nginx_site import default_site_disabled
 from bars_receiver.nginx_verify import ConfigRefused
 from bars_receiver.operations import file_atomically
 
@@ -77,6 +78,13 @@ config = checked_config(
     config=text,
     scratch_dir=receiver.settings.base_dir,
 )
+if receiver.settings.disable_default_site:
+    site = default_site_disabled(
+        name="Debian's default site (port 80) disabled when untouched (its link kept in base_dir)",
+        archive_path=f"{receiver.settings.base_dir}/nginx-default-site.disabled",
+    )
+    reload_after.append(site)
+
 systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
 
 # Also when an earlier reload did not take (or never happened): nginx must serve what is on disk.

@@ -70,7 +70,7 @@ def test_path_is_passed_through_untouched(tmp_path):
     assert "upstream bars_http_127_0_0_1_5000 {\n    server 127.0.0.1:5000;\n" in text
     assert "    keepalive 16;\n" in text
     assert "location ^~ / {" in block
-    assert "return 404" not in block
+    assert "return 404;" not in block
 
 
 def test_receiver_path_limits_what_is_proxied(tmp_path):

@@ -100,8 +100,11 @@ def test_the_catch_all_serves_nothing(tmp_path):
                  and any("default_server" in x["args"] for x in d["block"] if x["directive"] == "listen")]
     names = [d["directive"] for d in default]
     assert "root" not in names and "server_name" not in names and "proxy_pass" not in str(default)
-    [location] = [d for d in default if d["directive"] == "location"]
+    [location] = [d for d in default if d["directive"] == "location" and d["args"] == ["/"]]
     assert [d["directive"] for d in location["block"]] == ["return"]
+    for named in (d for d in default if d["directive"] == "location" and d != location):
+        assert named["args"][0].startswith("@bars_")
+        assert [d["directive"] for d in named["block"]] == ["allow", "return"]
     assert location["block"][0]["args"][0] == "421"
 
 
@@ -157,7 +160,7 @@ def test_any_validated_inventory_renders_to_the_verified_shape(dns, upstream_hos
         return  # refused at rendering with a clear message: nothing reaches the host
     # Independently of verify(): the allow-list is compared exactly, and proxying goes to the upstream.
     http = parse(text)
-    maps = [d for d in http if d["directive"] == "map"]
+    maps = [d for d in http if d["directive"] == "map" and d["args"][0] == "$ssl_client_s_dn"]
     keys = {nginx_unescape(e["directive"])[1:] for m in maps for e in m["block"] if e["directive"] != "default"}
     assert keys == set(host.settings.client_dn_allowlist)
     servers = [d for d in http if d["directive"] == "server"]
