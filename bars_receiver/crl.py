@@ -48,6 +48,9 @@ def check_client_crl(path: Path, bundle: CABundle, now: datetime | None = None) 
     except FileNotFoundError:
         check.problems.append("does not exist; commit the CRLs of the environment's CAs there, or unset client_crl")
         return check
+    except OSError as error:  # a directory, or unreadable
+        check.problems.append(f"cannot be read as a file ({error.strerror}); client_crl names one file of CRLs")
+        return check
     try:
         crls = _parse(data)
     except ValueError as error:

@@ -472,6 +472,23 @@ class _Loader:
 def load_hosts(yaml_path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """Read ``yaml_path`` and return pyinfra hosts ``(name, data)``, or raise ``InventoryError``.
 
+    Any other exception is a defect in the checks, not in the input; it is still reported as a
+    message naming the file (never a traceback), so the operator knows which input set it off.
+    """
+    try:
+        return _load_hosts(Path(yaml_path))
+    except InventoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the boundary: every input ends as a message
+        path = Path(yaml_path).resolve()
+        file = _relative(path, path.parent.parent)
+        raise InventoryError([Problem(file, "", f"could not be checked ({type(error).__name__}: {error}); this is "
+                                      "a defect in the deploy's input checks: report it with this file")]) from None
+
+
+def _load_hosts(yaml_path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """load_hosts without the last-resort guard.
+
     Each host's data holds its connection settings and ``receiver``: a ``HostSettings``.
     """
     yaml_path = Path(yaml_path).resolve()

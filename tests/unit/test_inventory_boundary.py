@@ -156,3 +156,22 @@ def test_inventory_names_have_a_grammar(project, name):
         load_hosts(write_text(project, GOOD_TEXT, name))
     [problem] = raised.value.problems
     assert "the inventory's name" in str(problem) and "letters, digits, '-' and '_'" in str(problem)
+
+
+def test_client_crl_naming_a_directory_is_a_message(project):
+    document = copy.deepcopy(GOOD)
+    document["settings"]["client_crl"] = "group_data"
+    found = refused(project, yaml.safe_dump(document))
+    assert any(p.startswith("group_data: cannot be read as a file") for p in found), found
+
+
+def test_a_defect_in_the_checks_is_still_a_message_naming_the_file(project, monkeypatch):
+    import bars_receiver.inventory as inventory
+
+    def broken(*args, **kwargs):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(inventory._Loader, "machines", broken)
+    found = refused(project, GOOD_TEXT)
+    assert found == ["inventories/int.yml: could not be checked (KeyError: 'boom'); this is a defect in the "
+                     "deploy's input checks: report it with this file"]
