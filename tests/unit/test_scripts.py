@@ -99,3 +99,37 @@ def test_stop_hook_kills_the_script_after_the_named_step(tmp_path):
     assert (directory / ".staging").exists()  # a crash tidies nothing: reconcile does
     assert run("reconcile", str(tmp_path), str(tmp_path / "app")).returncode == 0
     assert os.readlink(directory / "live") == "archive/1" and not (directory / ".staging").exists()
+
+
+def test_migration_stopped_at_every_step_is_finished_by_the_next_run(legacy_dir, tmp_path):  # noqa: F811
+    """reconcile.sh itself stopped after each step of moving the previous layout: the next run
+    finishes it, every file keeps its inode, live and next name the right keys, and a further
+    run changes nothing."""
+    from .test_renewal import inodes
+
+    original = tmp_path / "original"
+    shutil.copytree(legacy_dir.parent, original, copy_function=os.link)  # same inodes, a second name each
+    keys = {role: public(legacy_dir, role) for role in ("", "next")}
+    steps = 0
+    for step in range(1, 10):
+        base = tmp_path / f"run-{step}"
+        shutil.copytree(original, base, copy_function=os.link)
+        directory = base / legacy_dir.name
+        before = inodes(directory)
+        hook = tmp_path / "stop"
+        hook.write_text(f"reconcile:{step}\n")
+        result = subprocess.run(["sh", "-c", script_text("reconcile"), "bars", str(base), str(tmp_path / "app")],
+                                capture_output=True, text=True, env={**os.environ, "BARS_TEST_STOP": str(hook)})
+        if result.returncode == 0:
+            break
+        assert result.returncode == -9, result.stderr
+        steps = step
+        migrate(directory)
+        assert inodes(directory) >= before  # nothing lost (an interrupted step may leave a spare link)
+        assert public(directory, "live") == keys[""] and public(directory, "next") == keys["next"]
+        assert (directory / "live" / "chain.pem").exists()
+        assert run("repair_check", str(directory)).stdout == ""
+        settled = {str(p.relative_to(directory)): (p.is_symlink() and os.readlink(p)) for p in directory.rglob("*")}
+        migrate(directory)
+        assert {str(p.relative_to(directory)): (p.is_symlink() and os.readlink(p)) for p in directory.rglob("*")} == settled
+    assert steps >= 4
