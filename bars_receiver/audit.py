@@ -100,8 +100,11 @@ def audit_inventory(project: Path, name: str, git: Git, now: datetime, crl_withi
     endpoints = []
     for host_name, host_endpoints in resolved.items():
         for endpoint in host_endpoints:
-            endpoints.append(_endpoint(project, name, host_name, endpoint.fqdn, settings.renewal_days,
-                                       bundle, others, git, now))
+            entry = _endpoint(project, name, host_name, endpoint.fqdn, settings.renewal_days,
+                              bundle, others, git, now, stem=endpoint.stem())
+            if endpoint.stem() in loader.retired:  # retired: true (bars_receiver/retire.py)
+                entry["state"] = "retired"
+            endpoints.append(entry)
     endpoints.sort(key=lambda e: (e["host"], e["fqdn"].lower()))
     return {
         "inventory": name,
@@ -115,30 +118,32 @@ def audit_inventory(project: Path, name: str, git: Git, now: datetime, crl_withi
     }
 
 
-def _endpoint(project, inventory, host_name, fqdn, renewal_days, bundle, others, git, now) -> dict:
+def _endpoint(project, inventory, host_name, fqdn, renewal_days, bundle, others, git, now, stem=None) -> dict:
+    # stem: the files' name, "<fqdn>@<host>" for a load-balanced endpoint (docs/ha.md)
+    stem = stem or fqdn
     requests = project / "requests" / inventory
-    csr, next_csr = requests / f"{fqdn}.csr", requests / f"{fqdn}.next.csr"
-    cert_path = project / "files" / "certs" / inventory / f"{fqdn}.cer"
+    csr, next_csr = requests / f"{stem}.csr", requests / f"{stem}.next.csr"
+    cert_path = project / "files" / "certs" / inventory / f"{stem}.cer"
     entry = {
         "host": host_name, "fqdn": fqdn, "state": "requested",
         "serial": None, "issuer": None, "not_after": None, "days_left": None, "public_key_sha256": None,
-        "certificate": f"files/certs/{inventory}/{fqdn}.cer" if cert_path.exists() else None,
+        "certificate": f"files/certs/{inventory}/{stem}.cer" if cert_path.exists() else None,
         "certificate_committed": git.committed(cert_path),
-        "csr": f"requests/{inventory}/{fqdn}.csr" if csr.exists() else None,
+        "csr": f"requests/{inventory}/{stem}.csr" if csr.exists() else None,
         "csr_committed": git.committed(csr) and git.committed(csr.with_suffix(".md")),
-        "next_csr": f"requests/{inventory}/{fqdn}.next.csr" if next_csr.exists() else None,
+        "next_csr": f"requests/{inventory}/{stem}.next.csr" if next_csr.exists() else None,
         "next_csr_committed": git.committed(next_csr) if next_csr.exists() else None,
         "certificate_matches": None,
         "problem": None,
     }
     if not cert_path.exists():
         if csr.exists() and _csr_key_sha256(csr) is None:
-            entry["problem"] = f"requests/{inventory}/{fqdn}.csr does not parse as a CSR"
+            entry["problem"] = f"requests/{inventory}/{stem}.csr does not parse as a CSR"
         return entry
     try:
         leaf = _leaf(cert_path.read_bytes(), fqdn)
     except CertificateProblem as problem:
-        entry.update(state="invalid", problem=f"files/certs/{inventory}/{fqdn}.cer: {problem}")
+        entry.update(state="invalid", problem=f"files/certs/{inventory}/{stem}.cer: {problem}")
         return entry
     key = fingerprint(spki_der(leaf.public_key()))
     days = (leaf.not_valid_after_utc - now).days
