@@ -38,8 +38,8 @@ import time
 from pathlib import Path
 
 from .host import (
-    BOOT_TIMEOUT, STATE_ROOT, Lab, LabError, _check_name, _netns_delete, _netns_exists, _remove_tree,
-    _require_root, _run, _write, ensure_controller_packages, ensure_rootfs_cache,
+    BOOT_TIMEOUT, STATE_ROOT, Lab, LabError, _check_name, _exit_on_sigterm, _netns_delete, _netns_exists,
+    _remove_tree, _require_root, _run, _write, ensure_controller_packages, ensure_rootfs_cache,
 )
 
 DEFAULT_NAME = "bars-fleet"
@@ -264,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help=f"hosts for `up` (default {DEFAULT_SIZE})")
     parser.add_argument("--json", action="store_true", help="status/up: the pyinfra host data of every host as JSON")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda signum, _frame: (_ for _ in ()).throw(SystemExit(128 + signum)))
+    # A SIGTERM (CI timeout, kill) cleans up a half-started fleet like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         _require_root()
         if args.command == "up":
