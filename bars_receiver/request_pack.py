@@ -25,6 +25,27 @@ class RequestPackError(Exception):
     """The CSR the host returned is not one we may send."""
 
 
+class HostReadback:
+    """The host's endpoint files as this run left them, read once per host for every pack.
+
+    Every request pack executes after this run's keys, CSRs and certificate swaps on its host
+    (tasks/keys.py and tasks/certificates.py come first), so one read serves them all: a read per
+    new CSR would re-read every endpoint directory each time, a first run quadratic in endpoints.
+    tasks/request_packs.py makes one per host and hands it to each operation.
+    """
+
+    def __init__(self, base_dir: str):
+        self.base_dir = base_dir
+        self._states: dict[str, EndpointState] | None = None
+        self.reads = 0
+
+    def state(self, fqdn: str) -> EndpointState:
+        if self._states is None:
+            self._states = host.get_fact(EndpointFiles, base_dir=self.base_dir)
+            self.reads += 1
+        return self._states[fqdn]
+
+
 def write_atomically(path: Path, text: str) -> bool:
     """Write ``text`` to ``path`` unless it already holds it; True if the file changed."""
     if path.exists() and path.read_text(encoding="utf-8") == text:
@@ -121,9 +142,9 @@ def _log(receiver: HostSettings, what: str, paths: list[Path]) -> None:
         logger.info(f"{host.print_prefix}{what}: {path.relative_to(receiver.project_dir)}")
 
 
-def _write_from_host(receiver: HostSettings, endpoint: ResolvedEndpoint, renewal: bool) -> None:
-    """At execution time: read the CSR this run made back from the host, then write the pack."""
-    fresh = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir)[endpoint.fqdn]
+def _write_from_host(receiver: HostSettings, endpoint: ResolvedEndpoint, renewal: bool, readback: HostReadback) -> None:
+    """At execution time: the CSR this run made, as the host's one read-back holds it, into the pack."""
+    fresh = readback.state(endpoint.fqdn)
     part = fresh.next if renewal else fresh
     _log(receiver, "request pack written",
          write_request_pack(receiver, endpoint, host.name, part.csr_pem, part.key_public_pem, renewal))
@@ -133,8 +154,8 @@ def _write_known(receiver: HostSettings, files: dict[Path, str]) -> None:
     _log(receiver, "request pack written", [path for path, text in files.items() if write_atomically(path, text)])
 
 
-def _promote(receiver: HostSettings, endpoint: ResolvedEndpoint) -> None:
-    _write_from_host(receiver, endpoint, renewal=False)
+def _promote(receiver: HostSettings, endpoint: ResolvedEndpoint, readback: HostReadback) -> None:
+    _write_from_host(receiver, endpoint, False, readback)
     _log(receiver, "renewal request pack removed (now live)", remove_renewal_pack(receiver, endpoint))
 
 
@@ -145,7 +166,7 @@ def _remove_stale(receiver: HostSettings, endpoint: ResolvedEndpoint) -> None:
 
 @operation()
 def request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, state: EndpointState | None,
-                 renewal: bool = False):
+                 renewal: bool = False, readback: HostReadback | None = None):
     """
     Make ``requests/<inventory>/<fqdn>.csr`` and ``.md`` (``.next.*`` with ``renewal``) match the
     host's CSR. Written on the controller when the operation executes, never while collecting.
@@ -155,6 +176,8 @@ def request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, state: Endp
     + state: the host's live (or, with ``renewal``, next/) files from ``EndpointFiles``; None when
       this run makes the CSR, so the pack is read back from the host once it exists
     + renewal: the next key's pack
+    + readback: the host's one read of its endpoint files after this run's changes, shared by
+      every pack of the host (one is made here when none is given)
 
     **Example:**
 
@@ -164,7 +187,8 @@ def request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, state: Endp
     """
     if state is None or state.csr_pem is None or state.key_public_pem is None \
             or csr_problem(state.csr_pem, endpoint.fqdn, state.key_public_pem) is not None:
-        yield FunctionCommand(_write_from_host, (receiver, endpoint, renewal), {})
+        readback = readback or HostReadback(receiver.settings.base_dir)
+        yield FunctionCommand(_write_from_host, (receiver, endpoint, renewal, readback), {})
         return
     files = pack_files(receiver, endpoint, host.name, state.csr_pem, state.key_public_pem, renewal)
     if _unchanged(files):
@@ -174,15 +198,16 @@ def request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, state: Endp
 
 
 @operation(is_idempotent=False)
-def promoted_request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint):
+def promoted_request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, readback: HostReadback | None = None):
     """
     After a renewal's key swap in this run: the live pack from the host's new live CSR; the
     ``.next`` pack goes (git keeps it).
 
     + receiver: the host's settings
     + endpoint: the endpoint whose keys are swapped
+    + readback: as for ``request_pack``
     """
-    yield FunctionCommand(_promote, (receiver, endpoint), {})
+    yield FunctionCommand(_promote, (receiver, endpoint, readback or HostReadback(receiver.settings.base_dir)), {})
 
 
 @operation()

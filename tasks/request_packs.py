@@ -11,11 +11,13 @@ matches the live key. A .next pack left by a run interrupted after the swap is r
 from pyinfra import host
 
 from bars_receiver.certificate_operations import key_role, renewal_due
-from bars_receiver.request_pack import no_renewal_pack, promoted_request_pack, request_pack
+from bars_receiver.request_pack import HostReadback, no_renewal_pack, promoted_request_pack, request_pack
 
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
 refused = host.data.get("refused") or {}  # endpoints left as they are this run (deploy.py)
+# One read of the host after this run's keys, CSRs and swaps, for every pack that needs it.
+readback = HostReadback(receiver.settings.base_dir)
 
 for endpoint in receiver.endpoints:
     if endpoint.fqdn in refused:
@@ -27,9 +29,11 @@ for endpoint in receiver.endpoints:
             name=f"Request pack for {endpoint.fqdn}: the renewed key's CSR is now the live one",
             receiver=receiver,
             endpoint=endpoint,
+            readback=readback,
         )
         continue
-    request_pack(name=f"Request pack for {endpoint.fqdn}", receiver=receiver, endpoint=endpoint, state=state)
+    request_pack(name=f"Request pack for {endpoint.fqdn}", receiver=receiver, endpoint=endpoint, state=state,
+                 readback=readback)
     if renewal_due(certificate, state, receiver.settings.renewal_days):
         request_pack(
             name=f"Renewal request pack for {endpoint.fqdn} (next key)",
@@ -37,6 +41,7 @@ for endpoint in receiver.endpoints:
             endpoint=endpoint,
             state=state.next if state is not None else None,
             renewal=True,
+            readback=readback,
         )
     elif state is None or state.next is None or state.next.key_public_pem is None:
         no_renewal_pack(name=f"No stale renewal request pack for {endpoint.fqdn}", receiver=receiver, endpoint=endpoint)

@@ -16,7 +16,7 @@ from pyinfra.context import ctx_host
 
 from bars_receiver.facts import EndpointState
 from bars_receiver.inventory import load_hosts
-from bars_receiver.request_pack import no_renewal_pack, request_pack
+from bars_receiver.request_pack import HostReadback, no_renewal_pack, request_pack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,3 +102,36 @@ def test_a_stale_renewal_pack_is_removed_when_executed(receiver):
     assert all(path.exists() for path in stale)
     execute(commands)
     assert not any(path.exists() for path in stale)
+
+
+class ReadingHost(FakeHost):
+    """A host whose endpoint files are read by get_fact: each call counted."""
+
+    def __init__(self, states):
+        super().__init__()
+        self.states, self.fact_reads = states, 0
+
+    def get_fact(self, fact, **kwargs):
+        self.fact_reads += 1
+        return self.states
+
+
+def test_every_new_csr_of_a_host_is_read_back_in_one_read(receiver):
+    """A first run: no CSR known while collecting; at execution one read of the host serves every
+    pack (a read per pack made the first run quadratic in endpoints)."""
+    endpoint = receiver.endpoints[0]
+    state = host_state(endpoint.fqdn)
+    state.next = host_state(endpoint.fqdn)
+    readback = HostReadback(receiver.settings.base_dir)
+    commands = [command for renewal in (False, True)
+                for command in collect(request_pack, receiver=receiver, endpoint=endpoint, state=None,
+                                       renewal=renewal, readback=readback)[0]]
+    assert len(commands) == 2
+    reading = ReadingHost({endpoint.fqdn: state})
+    with ctx_host.use(reading):
+        for command in commands:
+            command.function(*command.args, **command.kwargs)
+    assert reading.fact_reads == 1 and readback.reads == 1
+    packs = Path(receiver.requests_dir)
+    assert (packs / f"{endpoint.fqdn}.csr").read_text() == state.csr_pem
+    assert (packs / f"{endpoint.fqdn}.next.csr").read_text() == state.next.csr_pem
