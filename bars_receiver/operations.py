@@ -15,7 +15,7 @@ from pyinfra.facts.files import Directory, File, Sha256File
 
 from .diffs import log_diff
 from .facts import CSR, KEY, KEY_PASSPHRASE, LIVE, EndpointState
-from .scripts import run_script
+from .scripts import run_script, script_text
 from .shell import script_command
 from .x509 import csr_problem, sha256_hex
 
@@ -82,27 +82,70 @@ def private_key(
     yield run_script("make_key", directory, role, key_size, "encrypted" if passphrase is not None else "plain")
 
 
-@operation()
-def certificate_request(directory: str, fqdn: str, state: EndpointState | None, role: str = LIVE):
-    """
-    Make the endpoint's CSR (subject CN=fqdn only) when it is missing or no longer matches.
+def batch_name(what: str, fqdns: list[str]) -> str:
+    """An operation name that says which endpoints a batched operation is for:
+    ``Private key for A`` for one, ``Private keys for 3 endpoints: A, B, C`` for several."""
+    if len(fqdns) == 1:
+        return f"{what} for {fqdns[0]}"
+    return f"{what}s for {len(fqdns)} endpoints: {', '.join(fqdns)}"
 
-    + directory: the endpoint's directory holding key.pem
-    + fqdn: the CN, exactly
-    + state: the ``EndpointState`` of ``role``'s generation; None or no key means the key is being made now
-    + role: ``live`` or ``next``: the generation whose key the CSR is for (files/scripts/make_csr.sh)
+
+@operation()
+def private_keys(
+    directories: list[str],
+    key_size: int = 2048,
+    passphrase: SecretStr | None = None,
+    role: str = LIVE,
+):
+    """
+    Make the private keys that are missing on a host, all in one command that uses every core
+    (files/scripts/make_keys.sh: make_key.sh per directory under ``xargs -P "$(nproc)"``), so a
+    first run's round trips do not grow with endpoints. Each key is 0600 from birth in its own
+    staged generation and never replaces an existing one.
+
+    + directories: the endpoints' directories whose ``role`` names no key (created 0700 if missing)
+    + key_size: RSA bits
+    + passphrase: encrypt the keys with AES-256; kept root-only beside each as key.pass (uploaded
+      once, copied on the host; never an argument)
+    + role: ``live`` (first keys) or ``next`` (renewal keys)
 
     **Example:**
 
     .. code:: python
 
-        certificate_request(name="CSR for BaRS-INT-RX809...", directory=..., fqdn=..., state=...)
+        private_keys(name="Private keys for 2 endpoints: ...", directories=[...], key_size=2048)
     """
-    reason = csr_reason(fqdn, state)
-    if reason is None:
-        host.noop(f"CSR {directory}/{role}/{CSR} already matches the key and CN={fqdn}")
+    if not directories:
+        host.noop("no private key to make")
         return
-    yield run_script("make_csr", directory, role, fqdn)
+    yield run_script("prepare", directories[0])
+    if passphrase is not None:
+        yield from upload_secret(f"{directories[0]}/{STAGED_PASSPHRASE}", passphrase.get_secret_value())
+    yield run_script("make_keys", script_text("make_key"), role, key_size,
+                     "encrypted" if passphrase is not None else "plain", *directories)
+
+
+@operation()
+def certificate_requests(requests: list[tuple[str, str]], role: str = LIVE):
+    """
+    Make several endpoints' CSRs (subject CN=fqdn only) in one command on every core
+    (files/scripts/make_csrs.sh: make_csr.sh per endpoint).
+
+    + requests: (directory, fqdn) of each endpoint whose CSR is missing or no longer matches
+      (``csr_reason``)
+    + role: ``live`` or ``next``: the generation whose key each CSR is for
+
+    **Example:**
+
+    .. code:: python
+
+        certificate_requests(name="CSRs for 2 endpoints: ...", requests=[(directory, fqdn), ...])
+    """
+    if not requests:
+        host.noop("no CSR to make")
+        return
+    yield run_script("make_csrs", script_text("make_csr"), role,
+                     *(value for request in requests for value in request))
 
 
 def csr_reason(fqdn: str, state: EndpointState | None) -> str | None:

@@ -5,14 +5,16 @@ so every later step starts from a consistent host. A key is made once on the hos
 generation of its own (archive/<N>/), and never replaced; a CSR is re-made only when it no
 longer matches the key or the CN. Inside the renewal window a next key and CSR are staged in a
 new generation that next names, by the same operations and rules; live keeps serving.
+Missing keys, and CSRs to (re)make, are batched: one command per role for the whole host, on
+every core, so a first run's round trips do not grow with endpoints.
 """
 
 from pyinfra import host
 
 from bars_receiver.certificate_operations import renewal_due
-from bars_receiver.facts import NEXT
+from bars_receiver.facts import LIVE, NEXT
 from bars_receiver.operations import (
-    certificate_request, private_directory, private_key, reconciled_endpoints,
+    batch_name, certificate_requests, csr_reason, private_directory, private_key, private_keys, reconciled_endpoints,
 )
 
 receiver = host.data.receiver
@@ -32,38 +34,50 @@ reconciled_endpoints(
     repairs=repairs,
 )
 
+# Keys and CSRs that are missing are made in one batched command each (every core of the host);
+# an existing key only has its modes checked, by an operation of its own.
+KEY_NAMES = {LIVE: "Private key", NEXT: "Next private key"}
+CSR_NAMES = {LIVE: "CSR", NEXT: "Next CSR"}
+SUFFIX = {LIVE: "", NEXT: " (renewal)"}
+new_keys: dict[str, list[tuple[str, str]]] = {LIVE: [], NEXT: []}  # role -> (fqdn, directory)
+new_csrs: dict[str, list[tuple[str, str]]] = {LIVE: [], NEXT: []}
 for endpoint in receiver.endpoints:
     if endpoint.fqdn in refused:
         continue
     directory = receiver.endpoint_dir(endpoint.fqdn)
     state = endpoint_files.get(endpoint.fqdn)
-    private_key(
-        name=f"Private key for {endpoint.fqdn}",
-        directory=directory,
-        state=state,
-        key_size=receiver.settings.key_size,
-        passphrase=receiver.key_passphrase,
-    )
-    certificate_request(
-        name=f"CSR for {endpoint.fqdn}",
-        directory=directory,
-        fqdn=endpoint.fqdn,
-        state=state,
-    )
+    parts = [(LIVE, state)]
     if renewal_due(receiver.certificates.get(endpoint.fqdn), state, receiver.settings.renewal_days):
-        next_state = state.next if state is not None else None
-        private_key(
-            name=f"Next private key for {endpoint.fqdn} (renewal)",
-            directory=directory,
-            role=NEXT,
-            state=next_state,
+        parts.append((NEXT, state.next if state is not None else None))
+    for role, part in parts:
+        if part is not None and part.key is not None:
+            private_key(
+                name=batch_name(KEY_NAMES[role], [endpoint.fqdn]) + SUFFIX[role],
+                directory=directory,
+                role=role,
+                state=part,
+                key_size=receiver.settings.key_size,
+                passphrase=receiver.key_passphrase,
+            )
+        else:
+            if role == LIVE and part is not None and part.dir is not None and not part.dir.root_only:
+                private_directory(name=f"Endpoint directory for {endpoint.fqdn} (root only)", path=directory)
+            new_keys[role].append((endpoint.fqdn, directory))
+        if csr_reason(endpoint.fqdn, part) is not None:
+            new_csrs[role].append((endpoint.fqdn, directory))
+
+for role in (LIVE, NEXT):
+    if new_keys[role]:
+        private_keys(
+            name=batch_name(KEY_NAMES[role], [fqdn for fqdn, _ in new_keys[role]]) + SUFFIX[role],
+            directories=[directory for _, directory in new_keys[role]],
+            role=role,
             key_size=receiver.settings.key_size,
             passphrase=receiver.key_passphrase,
         )
-        certificate_request(
-            name=f"Next CSR for {endpoint.fqdn} (renewal)",
-            directory=directory,
-            role=NEXT,
-            fqdn=endpoint.fqdn,
-            state=next_state,
+    if new_csrs[role]:
+        certificate_requests(
+            name=batch_name(CSR_NAMES[role], [fqdn for fqdn, _ in new_csrs[role]]) + SUFFIX[role],
+            requests=[(directory, fqdn) for fqdn, directory in new_csrs[role]],
+            role=role,
         )

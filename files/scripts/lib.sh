@@ -257,3 +257,9 @@ handoff_modes() {
 same_file() {
   [ -e "$1" ] && [ -e "$2" ] && [ "$(stat -L -c %d:%i "$1")" = "$(stat -L -c %d:%i "$2")" ]
 }
+
+# Run script text $2 (as $3) once per $1 lines of standard input, each line one argument, as many
+# at once as the host has cores. Fails when any run fails (xargs: 123, or 125 when one was killed).
+on_every_core() {
+  xargs -d '\n' -n "$1" -P "$(nproc 2>/dev/null || echo 1)" sh -c "$2" "$3"
+}

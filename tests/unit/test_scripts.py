@@ -133,3 +133,35 @@ def test_migration_stopped_at_every_step_is_finished_by_the_next_run(legacy_dir,
         migrate(directory)
         assert {str(p.relative_to(directory)): (p.is_symlink() and os.readlink(p)) for p in directory.rglob("*")} == settled
     assert steps >= 4
+
+
+def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tmp_path):
+    """make_keys.sh: one command for every missing key (make_key.sh under xargs -P), each 0600 in
+    its own generation with its own copy of the one staged passphrase; make_csrs.sh: every CSR."""
+    base = tmp_path / "base"
+    base.mkdir()
+    directories = [base / f"e{index}.nhs.uk" for index in range(3)]
+    assert run("prepare", str(directories[0])).returncode == 0
+    staged = directories[0] / ".staging" / "gen" / "key.pass"
+    staged.write_text("batch-passphrase\n")
+    staged.chmod(0o600)
+    made = run("make_keys", script_text("make_key"), "live", "2048", "encrypted", *map(str, directories))
+    assert made.returncode == 0, made.stderr
+    pairs = [value for directory in directories for value in (str(directory), directory.name)]
+    csrs = run("make_csrs", script_text("make_csr"), "live", *pairs)
+    assert csrs.returncode == 0, csrs.stderr
+    for directory in directories:
+        generation_dir = directory / "archive" / "1"
+        assert os.readlink(directory / "live") == "archive/1" and not (directory / ".staging").exists()
+        for name in ("key.pem", "key.pass"):
+            assert (generation_dir / name).stat().st_mode & 0o777 == 0o600
+        assert (generation_dir / "key.pass").read_text() == "batch-passphrase\n"
+        request = subprocess.run(["openssl", "req", "-in", str(directory / "csr.pem"), "-noout", "-pubkey", "-subject"],
+                                 capture_output=True, text=True, check=True).stdout
+        assert public(directory, "live") in request and f"CN = {directory.name}" in request
+    keys = {directory: (directory / "key.pem").read_bytes() for directory in directories}
+
+    assert run("prepare", str(directories[1])).returncode == 0
+    again = run("make_keys", script_text("make_key"), "live", "2048", "plain", str(directories[1]))
+    assert again.returncode != 0 and "refusing to replace a private key" in again.stderr
+    assert {directory: (directory / "key.pem").read_bytes() for directory in directories} == keys
