@@ -16,7 +16,7 @@ from pyinfra.api import DeployError  # noqa: E402
 
 from bars_receiver.certificate_facts import CertificateFiles  # noqa: E402
 from bars_receiver.certificate_operations import SharedList, key_refusals  # noqa: E402
-from bars_receiver.facts import EndpointFiles  # noqa: E402
+from bars_receiver.facts import PUBLIC_KEY_CACHE, EndpointFiles  # noqa: E402
 from bars_receiver.ownership import TAKE_OVER, ManagedBy, ownership_problem  # noqa: E402
 from bars_receiver.run_mode import is_dry  # noqa: E402
 
@@ -46,7 +46,7 @@ problem = ownership_problem(
 if problem:
     raise DeployError(problem)
 
-endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir)
+endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir, cache_dir=PUBLIC_KEY_CACHE)
 certificate_files = host.get_fact(
     CertificateFiles,
     base_dir=receiver.settings.base_dir,

@@ -19,6 +19,9 @@ CSR = "csr.pem"
 LIVE = "live"  # symlink to the generation nginx and the PKCS#12 use (archive/<N>)
 NEXT = "next"  # symlink to the generation of the next key, staged inside the renewal window
 ARCHIVE = "archive"  # every generation: key, passphrase file, CSR and, once issued, certificates
+# Root-only: each key's public half, by the key file's identity (files/scripts/endpoint_files.sh),
+# so an unchanged run runs no openssl. Outside /etc: a cache, not state (--dry may fill it).
+PUBLIC_KEY_CACHE = "/var/cache/bars-receiver/public-keys"
 
 @dataclass(frozen=True)
 class FileMeta:
@@ -70,8 +73,8 @@ class EndpointFiles(FactBase):
     # Missing base_dir is a normal first-run state, not an error.
     default = dict
 
-    def command(self, base_dir: str) -> StringCommand:
-        return run_script("endpoint_files", base_dir)
+    def command(self, base_dir: str, cache_dir: str = "") -> StringCommand:
+        return run_script("endpoint_files", base_dir, cache_dir)
 
     def process(self, output: list[str]) -> dict[str, EndpointState]:
         states: dict[str, EndpointState] = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, operation
 
-from .facts import EndpointFiles, EndpointState
+from .facts import PUBLIC_KEY_CACHE, EndpointFiles, EndpointState
 from .settings import HostSettings, ResolvedEndpoint, file_stem
 from .templates import render
 from .x509 import csr_problem, fingerprint, key_bits, public_key_der
@@ -41,7 +41,7 @@ class HostReadback:
 
     def state(self, fqdn: str) -> EndpointState:
         if self._states is None:
-            self._states = host.get_fact(EndpointFiles, base_dir=self.base_dir)
+            self._states = host.get_fact(EndpointFiles, base_dir=self.base_dir, cache_dir=PUBLIC_KEY_CACHE)
             self.reads += 1
         return self._states[fqdn]
 

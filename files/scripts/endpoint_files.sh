@@ -2,21 +2,36 @@
 # The endpoint-files fact: one block per endpoint directory under base_dir, describing the key
 # and CSR that live and next will name once reconcile.sh has run (so a plan made from it holds
 # after the repair), plus why a repair is needed. Markers start with "@@" and never occur in PEM
-# text. Changes nothing. Argument: base_dir.
+# text. Changes nothing on the endpoints; with cache_dir, each key's public half is kept there
+# (root-only, one file per key named by its device, inode, mtime and size, with the passphrase
+# file that opened it and that file's identity), so openssl runs only for keys it has not seen.
+# Arguments: base_dir [cache_dir].
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-base=$1
+base=$1 cache=${2:-}
+if [ -n "$cache" ]; then (umask 077; mkdir -p "$cache") 2>/dev/null || cache=; fi
 # $1 marker prefix, $2 directory (for its mode), $3 key, $4... passphrase files to try.
 describe() {
   p=$1 dir=$2 key=$3
   shift 3
   stat -L -c "@@${p}dir %a %u %g" "$dir"
   [ -f "$key" ] || return 0
-  stat -L -c "@@${p}key %a %u %g" "$key"
+  meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "$key")
+  echo "@@${p}key ${meta% *}"
   echo "@@${p}key_public"
-  if passin=$(key_passin "$key" "$@"); then
-    public_key "$key" "$passin"
-    case $passin in file:*) stat -L -c "@@${p}key_pass %a %u %g" "${passin#file:}" ;; esac
+  entry=${cache:+$cache/${meta##* }}
+  if [ -n "$entry" ] && cached_public "$entry" "$@"; then
+    [ -z "$pass_meta" ] || echo "@@${p}key_pass $pass_meta"
+  elif passin=$(key_passin "$key" "$@"); then
+    public=$(public_key "$key" "$passin")
+    echo "$public"
+    pass_meta=
+    case $passin in file:*) pass_meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "${passin#file:}") ;; esac
+    [ -z "$pass_meta" ] || echo "@@${p}key_pass ${pass_meta% *}"
+    if [ -n "$entry" ]; then
+      (umask 077; printf '%s\n%s\n%s\n' "$passin" "${pass_meta##* }" "$public" > "$entry.$$" && mv -f "$entry.$$" "$entry") ||
+        rm -f "$entry.$$"
+    fi
   else
     echo "@@${p}key_unreadable"
     for pass in "$@"; do
@@ -24,6 +39,29 @@ describe() {
     done
   fi
   if [ -f "${key%/*}/csr.pem" ]; then echo "@@${p}csr"; cat "${key%/*}/csr.pem"; fi
+}
+# Cache entry $1 for a key whose passphrase files are $2...: print its public key and set
+# $pass_meta (mode owner group of the passphrase file, empty for none) when key_passin would pick
+# the same file as when the entry was written (the first of them that exists) and that file is
+# unchanged. Otherwise fail: openssl reads the key again.
+cached_public() {
+  entry=$1
+  shift
+  [ -f "$entry" ] || return 1
+  { read -r c_passin && read -r c_pass_id; } < "$entry" || return 1
+  first=pass:
+  for pass in "$@"; do
+    if [ -n "$pass" ] && [ -f "$pass" ]; then first=file:$pass; break; fi
+  done
+  [ "$first" = "$c_passin" ] || return 1
+  pass_meta=
+  case $c_passin in
+    file:*)
+      pass_meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "${c_passin#file:}") || return 1
+      [ "${pass_meta##* }" = "$c_pass_id" ] || return 1
+      pass_meta=${pass_meta% *} ;;
+  esac
+  { read -r _ && read -r _ && while IFS= read -r line; do echo "$line"; done; } < "$entry"
 }
 [ -d "$base" ] || exit 0
 for dir in "$base"/*/; do

@@ -39,3 +39,47 @@ def test_group_or_world_bits_are_not_root_only():
 
 def test_empty_output_means_no_endpoints():
     assert EndpointFiles().process([]) == {}
+
+
+def test_public_keys_are_cached_by_the_key_files_identity(tmp_path):
+    """With a cache directory, openssl reads each key once: an unchanged host is described with
+    no openssl at all, identically; a key or passphrase file that changed is read again."""
+    import os
+    import shutil
+    import subprocess
+
+    from bars_receiver.scripts import script_text
+
+    base, cache, shim, log = tmp_path / "base", tmp_path / "cache", tmp_path / "bin", tmp_path / "openssl.log"
+    shim.mkdir()
+    (shim / "openssl").write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {shutil.which("openssl")} "$@"\n')
+    (shim / "openssl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+
+    def fact() -> tuple[dict, int]:
+        log.write_text("")
+        result = subprocess.run(["sh", "-c", script_text("endpoint_files"), "bars", str(base), str(cache)],
+                                capture_output=True, text=True, env=env, check=True)
+        return EndpointFiles().process(result.stdout.splitlines()), len(log.read_text().splitlines())
+
+    for name, passphrase in (("a.nhs.uk", "pass-a"), ("b.nhs.uk", None)):
+        generation = base / name / "archive" / "1"
+        generation.mkdir(parents=True)
+        (base / name / "live").symlink_to("archive/1")
+        options = []
+        if passphrase:
+            (generation / "key.pass").write_text(passphrase + "\n")
+            options = ["-aes-256-cbc", "-pass", f"file:{generation / 'key.pass'}"]
+        subprocess.run(["openssl", "genpkey", "-quiet", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024",
+                        *options, "-out", str(generation / "key.pem")], check=True)
+
+    first, first_calls = fact()
+    again, again_calls = fact()
+    assert first_calls > 0 and again_calls == 0
+    assert again == first and all(state.key_public_pem for state in first.values())
+    assert first["a.nhs.uk"].key_pass is not None and first["b.nhs.uk"].key_pass is None
+    assert {oct(path.stat().st_mode & 0o777) for path in cache.iterdir()} == {"0o600"}
+
+    os.utime(base / "a.nhs.uk" / "archive" / "1" / "key.pass", (1, 1))  # the passphrase file is not the same
+    changed, calls = fact()
+    assert calls > 0 and changed == first
