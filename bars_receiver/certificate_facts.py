@@ -88,6 +88,11 @@ class CertificateFiles(FactBase):
                 result.group_missing = True
             elif marker == "endpoint":
                 current = result.endpoints.setdefault(rest, InstalledCertificate())
+            elif marker == "sum" and len(words) == 2:
+                _by_path(result, words[1], lambda installed, name: installed.files.__setitem__(name, words[0]))
+            elif marker == "stat" and len(words) == 4:
+                meta = FileMeta(words[0], int(words[1]), int(words[2]))
+                _by_path(result, words[3], lambda installed, name: installed.modes.__setitem__(name, meta))
             elif current is None:
                 continue
             elif marker == "file" and len(words) == 5:
@@ -111,3 +116,11 @@ class CertificateFiles(FactBase):
             elif marker == "env_current":
                 current.env_current = True
         return result
+
+
+def _by_path(result: InstalledCertificates, path: str, record) -> None:
+    """A certificate file hashed or stat'ed in the batch at the end (``<base>/<fqdn>/<name>``):
+    recorded for the endpoint and file its path names, when it is one the fact described."""
+    *_, endpoint, name = path.rsplit("/", 2)
+    if endpoint in result.endpoints and name in INSTALLED_FILES:
+        record(result.endpoints[endpoint], name)

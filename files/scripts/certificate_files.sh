@@ -6,6 +6,9 @@
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
 base=$1 app=$2 source=$3 group=$4
+shift 4
+# Every endpoint's certificate files are hashed and stat'ed together at the end, in one sha256sum
+# and one stat (the positional parameters collect them): not a few processes per file.
 if [ -n "$group" ]; then
   gid=$(getent group "$group" | cut -d: -f3)
   if [ -n "$gid" ]; then echo "@@group $gid"; else echo "@@group_missing"; fi
@@ -17,7 +20,7 @@ for dir in "$base"/*/; do
   name=${dir##*/}
   echo "@@endpoint $name"
   for f in cert.pem chain.pem ca.pem; do
-    [ -f "$dir/$f" ] && echo "@@file $f $(sha256sum < "$dir/$f" | cut -c1-64) $(stat -L -c '%a %u %g' "$dir/$f")"
+    if [ -f "$dir/$f" ]; then set -- "$@" "$dir/$f"; fi
   done
   recorded_sum=
   if [ -f "$dir/pfx.inputs" ]; then
@@ -52,4 +55,8 @@ for dir in "$base"/*/; do
     if [ "$expected" = "$(sha256sum < "$gen/kestrel.env")" ]; then echo "@@env_current"; fi
   fi
 done
+if [ $# -gt 0 ]; then
+  sha256sum -- "$@" | while read -r sum path; do echo "@@sum $sum $path"; done
+  stat -L -c '@@stat %a %u %g %n' -- "$@"
+fi
 exit 0

@@ -466,3 +466,25 @@ def test_status_rows_for_refused_unreachable_and_failed(tmp_path):
     (row,) = host_rows("rx-2", receiver, "unreachable", "could not connect")
     assert (row.host, row.state, row.expires) == ("rx-2", "unreachable", f"{certificate.not_after:%Y-%m-%d}")
     assert "unreachable" in format_table([row])
+
+
+def test_fact_parser_reads_the_batched_hashes_and_modes_by_path():
+    """certificate_files.sh hashes and stats every endpoint's files in one sha256sum and one stat
+    at the end; each line is recorded for the endpoint and file its path names."""
+    other = "BaRS-INT-OTHER.Acme.thirdparty.nhs.uk"
+    output = [
+        f"@@endpoint {FQDN}",
+        f"@@endpoint {other}",
+        f"@@sum {'a' * 64} /etc/bars-receiver/{FQDN}/cert.pem",
+        f"@@sum {'b' * 64} /etc/bars-receiver/{other}/chain.pem",
+        f"@@stat 644 0 0 /etc/bars-receiver/{FQDN}/cert.pem",
+        f"@@stat 600 0 0 /etc/bars-receiver/{other}/chain.pem",
+        f"@@sum {'c' * 64} /etc/bars-receiver/UNDESCRIBED.nhs.uk/cert.pem",
+        f"@@sum {'d' * 64} /etc/bars-receiver/{FQDN}/key.pem",
+    ]
+    result = CertificateFiles().process(output)
+    assert result.get(FQDN).files == {"cert.pem": "a" * 64}
+    assert result.get(FQDN).modes == {"cert.pem": FileMeta("644", 0, 0)}
+    assert result.get(other).files == {"chain.pem": "b" * 64}
+    assert result.get(other).modes == {"chain.pem": FileMeta("600", 0, 0)}
+    assert "UNDESCRIBED.nhs.uk" not in result.endpoints
