@@ -82,6 +82,15 @@ def private_key(
     yield run_script("make_key", directory, role, key_size, "encrypted" if passphrase is not None else "plain")
 
 
+def key_needs_care(state: EndpointState) -> bool:
+    """Whether ``private_key`` has anything to do for an existing key: an unreadable key (it fails,
+    naming it), or a directory, key or passphrase file that is no longer root-only 0700/0600. An
+    unchanged run declares no operation per key."""
+    if state.key_unreadable or (state.dir is not None and not state.dir.root_only):
+        return True
+    return any(meta is not None and (meta.mode != "600" or not meta.root_only) for meta in (state.key, state.key_pass))
+
+
 def batch_name(what: str, fqdns: list[str]) -> str:
     """An operation name that says which endpoints a batched operation is for:
     ``Private key for A`` for one, ``Private keys for 3 endpoints: A, B, C`` for several."""

@@ -14,7 +14,8 @@ from pyinfra import host
 from bars_receiver.certificate_operations import renewal_due
 from bars_receiver.facts import LIVE, NEXT
 from bars_receiver.operations import (
-    batch_name, certificate_requests, csr_reason, private_directory, private_key, private_keys, reconciled_endpoints,
+    batch_name, certificate_requests, csr_reason, key_needs_care, private_directory, private_key, private_keys,
+    reconciled_endpoints,
 )
 
 receiver = host.data.receiver
@@ -35,7 +36,7 @@ reconciled_endpoints(
 )
 
 # Keys and CSRs that are missing are made in one batched command each (every core of the host);
-# an existing key only has its modes checked, by an operation of its own.
+# an existing key gets an operation of its own only when it needs care (modes, unreadable).
 KEY_NAMES = {LIVE: "Private key", NEXT: "Next private key"}
 CSR_NAMES = {LIVE: "CSR", NEXT: "Next CSR"}
 SUFFIX = {LIVE: "", NEXT: " (renewal)"}
@@ -51,14 +52,15 @@ for endpoint in receiver.endpoints:
         parts.append((NEXT, state.next if state is not None else None))
     for role, part in parts:
         if part is not None and part.key is not None:
-            private_key(
-                name=batch_name(KEY_NAMES[role], [endpoint.fqdn]) + SUFFIX[role],
-                directory=directory,
-                role=role,
-                state=part,
-                key_size=receiver.settings.key_size,
-                passphrase=receiver.key_passphrase,
-            )
+            if key_needs_care(part):  # an existing root-only key: nothing declared
+                private_key(
+                    name=batch_name(KEY_NAMES[role], [endpoint.fqdn]) + SUFFIX[role],
+                    directory=directory,
+                    role=role,
+                    state=part,
+                    key_size=receiver.settings.key_size,
+                    passphrase=receiver.key_passphrase,
+                )
         else:
             if role == LIVE and part is not None and part.dir is not None and not part.dir.root_only:
                 private_directory(name=f"Endpoint directory for {endpoint.fqdn} (root only)", path=directory)

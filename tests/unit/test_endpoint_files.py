@@ -83,3 +83,15 @@ def test_public_keys_are_cached_by_the_key_files_identity(tmp_path):
     os.utime(base / "a.nhs.uk" / "archive" / "1" / "key.pass", (1, 1))  # the passphrase file is not the same
     changed, calls = fact()
     assert calls > 0 and changed == first
+
+
+def test_only_a_key_that_needs_care_gets_an_operation():
+    from bars_receiver.facts import EndpointState, FileMeta
+    from bars_receiver.operations import key_needs_care
+
+    tight, loose = FileMeta("600", 0, 0), FileMeta("644", 0, 0)
+    assert not key_needs_care(EndpointState(dir=FileMeta("700", 0, 0), key=tight, key_pass=tight))
+    assert key_needs_care(EndpointState(dir=FileMeta("755", 0, 0), key=tight))
+    assert key_needs_care(EndpointState(dir=FileMeta("700", 0, 0), key=loose))
+    assert key_needs_care(EndpointState(dir=FileMeta("700", 0, 0), key=tight, key_pass=FileMeta("600", 1000, 0)))
+    assert key_needs_care(EndpointState(dir=FileMeta("700", 0, 0), key=tight, key_unreadable=True))
