@@ -78,9 +78,10 @@ def _call(lab, fqdn: str, client: Path, port: int, address: str, proxy: str, inv
     if result.returncode != 0 or status != "200":
         return False, f"FAILED ({result.stderr.strip() or 'HTTP ' + status})"
     answer = json.loads(body)
-    headers = answer["received"]["headers"]
+    # Header names are case-insensitive; nginx passes X-Request-ID, not the client's spelling.
+    headers = {name.lower(): value for name, value in answer["received"]["headers"].items()}
     return True, (f"HTTP 200 {answer.get('resourceType')}; the application saw "
-                  f"{headers.get('X-Client-Subject-DN')!r}, X-Request-Id echoed: {headers.get('X-Request-Id') == request_id}")
+                  f"{headers.get('x-client-subject-dn')!r}, X-Request-Id echoed: {headers.get('x-request-id') == request_id}")
 
 
 def main(argv: list[str] | None = None) -> int:
