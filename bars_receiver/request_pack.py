@@ -164,6 +164,21 @@ def _remove_stale(receiver: HostSettings, endpoint: ResolvedEndpoint) -> None:
          remove_renewal_pack(receiver, endpoint))
 
 
+def pack_current(receiver: HostSettings, endpoint: ResolvedEndpoint, state: EndpointState | None,
+                 renewal: bool = False) -> bool:
+    """The pack already matches the host's CSR: tasks/request_packs.py then declares no operation
+    for it, so an unchanged run does no per-endpoint pyinfra bookkeeping for packs."""
+    if state is None or state.csr_pem is None or state.key_public_pem is None \
+            or csr_problem(state.csr_pem, endpoint.fqdn, state.key_public_pem) is not None:
+        return False
+    return _unchanged(pack_files(receiver, endpoint, host.name, state.csr_pem, state.key_public_pem, renewal))
+
+
+def renewal_pack_present(receiver: HostSettings, endpoint: ResolvedEndpoint) -> bool:
+    """``<fqdn>.next.csr`` or ``.next.md`` exists on the controller."""
+    return any((Path(receiver.requests_dir) / name).exists() for name in pack_names(file_stem(endpoint), renewal=True))
+
+
 @operation()
 def request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, state: EndpointState | None,
                  renewal: bool = False, readback: HostReadback | None = None):

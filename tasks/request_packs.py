@@ -11,7 +11,9 @@ matches the live key. A .next pack left by a run interrupted after the swap is r
 from pyinfra import host
 
 from bars_receiver.certificate_operations import key_role, renewal_due
-from bars_receiver.request_pack import HostReadback, no_renewal_pack, promoted_request_pack, request_pack
+from bars_receiver.request_pack import (
+    HostReadback, no_renewal_pack, pack_current, promoted_request_pack, renewal_pack_present, request_pack,
+)
 
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
@@ -32,16 +34,21 @@ for endpoint in receiver.endpoints:
             readback=readback,
         )
         continue
-    request_pack(name=f"Request pack for {endpoint.fqdn}", receiver=receiver, endpoint=endpoint, state=state,
-                 readback=readback)
+    # Operations only for packs that differ: an unchanged run declares none.
+    if not pack_current(receiver, endpoint, state):
+        request_pack(name=f"Request pack for {endpoint.fqdn}", receiver=receiver, endpoint=endpoint, state=state,
+                     readback=readback)
+    next_state = state.next if state is not None else None
     if renewal_due(certificate, state, receiver.settings.renewal_days):
+        if pack_current(receiver, endpoint, next_state, renewal=True):
+            continue
         request_pack(
             name=f"Renewal request pack for {endpoint.fqdn} (next key)",
             receiver=receiver,
             endpoint=endpoint,
-            state=state.next if state is not None else None,
+            state=next_state,
             renewal=True,
             readback=readback,
         )
-    elif state is None or state.next is None or state.next.key_public_pem is None:
+    elif (next_state is None or next_state.key_public_pem is None) and renewal_pack_present(receiver, endpoint):
         no_renewal_pack(name=f"No stale renewal request pack for {endpoint.fqdn}", receiver=receiver, endpoint=endpoint)

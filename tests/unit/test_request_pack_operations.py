@@ -135,3 +135,19 @@ def test_every_new_csr_of_a_host_is_read_back_in_one_read(receiver):
     packs = Path(receiver.requests_dir)
     assert (packs / f"{endpoint.fqdn}.csr").read_text() == state.csr_pem
     assert (packs / f"{endpoint.fqdn}.next.csr").read_text() == state.next.csr_pem
+
+
+def test_a_pack_that_matches_is_current_so_no_operation_is_declared(receiver):
+    from bars_receiver.request_pack import pack_current, renewal_pack_present
+
+    endpoint = receiver.endpoints[0]
+    state = host_state(endpoint.fqdn)
+    with ctx_host.use(FakeHost()):
+        assert not pack_current(receiver, endpoint, state) and not pack_current(receiver, endpoint, None)
+    execute(collect(request_pack, receiver=receiver, endpoint=endpoint, state=state)[0])
+    with ctx_host.use(FakeHost()):
+        assert pack_current(receiver, endpoint, state)
+        assert not pack_current(receiver, endpoint, host_state(endpoint.fqdn))  # another key: the pack differs
+    assert not renewal_pack_present(receiver, endpoint)
+    (Path(receiver.requests_dir) / f"{endpoint.fqdn}.next.md").write_text("old\n")
+    assert renewal_pack_present(receiver, endpoint)
