@@ -18,7 +18,7 @@ from pyinfra.facts.files import Sha256File
 from .diffs import log_diff
 from .nginx_errors import EDGE_ERRORS
 from .nginx_escape import FILTERS, UnsafeValue, nginx_token
-from .nginx_verify import Expected, ExpectedSite, verify
+from .nginx_verify import NJS_IMPORT, NJS_SET, Expected, ExpectedSite, verify
 from .settings import HostSettings
 from .shell import script_command
 from .templates import render
@@ -27,6 +27,11 @@ from .x509 import sha256_hex
 LIVE_CONFIG = "/etc/nginx/conf.d/bars-receiver.conf"
 # Same directory as the live file, so the swap is a rename; ".new" keeps it out of conf.d/*.conf.
 CANDIDATE_CONFIG = "/etc/nginx/conf.d/.bars-receiver.conf.new"
+# The deploy's njs module (files/njs/): the client certificate's SHA-256 fingerprint.
+NJS_MODULE = NJS_IMPORT[0]
+NJS_DIR = NJS_MODULE.rsplit("/", 1)[0]
+NJS_SOURCE = "files/njs/bars_fingerprint.js"
+NJS_FUNCTION = NJS_SET[1]
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Site:
 REMOVED_HEADERS = (
     "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl",
     "X-Forwarded-Scheme", "X-Forwarded-Client-Cert", "X-Client-DN", "X-Client-Cert-Chain", "X-Client-Certificate",
-    "X-Client-Fingerprint", "X-Client-Fingerprint-SHA256", "X-Client-Verified", "X-Client-IP", "X-Client-Issuer",
+    "X-Client-Fingerprint", "X-Client-Verified", "X-Client-IP", "X-Client-Issuer",
     "X-Client-Subject", "X-SSL-Client-Cert", "X-SSL-Client-DN", "X-SSL-Client-Verify", "X-ARR-ClientCert",
     "X-Original-Forwarded-For", "X-Original-URL", "X-Rewrite-URL", "Client-IP", "True-Client-IP",
 )
@@ -111,6 +116,8 @@ def render_config(receiver: HostSettings, sites: list[Site]) -> str:
         edge_errors=EDGE_ERRORS,
         dot_segments=next(error for error in EDGE_ERRORS if error.name == "dot_segments"),
         removed_headers=REMOVED_HEADERS,
+        njs_module=NJS_MODULE,
+        njs_function=NJS_FUNCTION,
     )
     verify(text, expected_config(receiver, sites))
     return text
@@ -121,7 +128,8 @@ _CHECK_AND_SWAP = """
 set -e
 candidate=$1 live=$2 scratch=$3
 umask 077
-printf 'pid %s/nginx-test.pid;\\nevents {}\\nhttp {\\n    include %s;\\n}\\n' "$scratch" "$candidate" > "$scratch/nginx-test.conf"
+# Debian's nginx.conf loads dynamic modules (njs) this way; the stand-alone test must too.
+printf 'pid %s/nginx-test.pid;\\ninclude /etc/nginx/modules-enabled/*.conf;\\nevents {}\\nhttp {\\n    include %s;\\n}\\n' "$scratch" "$candidate" > "$scratch/nginx-test.conf"
 if ! nginx -q -t -c "$scratch/nginx-test.conf"; then
   rm -f "$candidate"
   echo "the new nginx configuration was refused; nothing was changed and nginx keeps serving" >&2
@@ -174,7 +182,7 @@ def checked_config(config: str, scratch_dir: str, live: str = LIVE_CONFIG, candi
 _SERVED_DIGEST = """
 served_digest() {
   { cat "$1"
-    for f in $(sed -n 's/^[[:space:]]*ssl_[a-z_]*[[:space:]]\\(\\/[^;]*\\);$/\\1/p' "$1" | sort -u); do cat "$f"; done
+    for f in $(sed -n 's/^[[:space:]]*\\(ssl_[a-z_]*\\|js_import\\)[[:space:]]\\(\\/[^;]*\\);$/\\2/p' "$1" | sort -u); do cat "$f"; done
   } 2>/dev/null | sha256sum | cut -c1-64
 }
 """

@@ -21,7 +21,10 @@ from pathlib import Path
 import crossplane
 
 # Every directive the template may write, by the context it may appear in.
-HTTP_LEVEL = {"server_names_hash_bucket_size", "map", "server", "upstream", "log_format"}
+HTTP_LEVEL = {"server_names_hash_bucket_size", "map", "server", "upstream", "log_format", "js_import", "js_set"}
+# njs runs code inside nginx: only the deploy's own module, and only its one variable.
+NJS_IMPORT = ["/etc/nginx/bars-receiver/bars_fingerprint.js"]
+NJS_SET = ["$bars_client_sha256", "bars_fingerprint.sha256"]
 SERVER_LEVEL = {
     "listen", "server_name", "ssl_reject_handshake", "ssl_certificate", "ssl_certificate_key",
     "ssl_password_file", "ssl_protocols", "ssl_ciphers", "ssl_prefer_server_ciphers", "ssl_ecdh_curve",
@@ -142,6 +145,7 @@ def verify(text: str, expected: Expected) -> None:
     if problems:
         raise ConfigRefused("; ".join(problems))
 
+    _check_njs(http, problems)
     port = str(expected.port)
     upstreams = {d["args"][0]: d["block"] for d in http if d["directive"] == "upstream"}
     servers = [d for d in http if d["directive"] == "server"]
@@ -286,3 +290,15 @@ def _check_allowlist(http: list[dict], allowlist: tuple[str, ...], problems: lis
         keys.add(raw[1:])
     if keys != set(allowlist):
         problems.append(f"the allow-list map holds {sorted(keys)}, not {sorted(allowlist)}")
+
+
+def _check_njs(http: list[dict], problems: list[str]) -> None:
+    """js_import and js_set appear once each, naming only the deploy's module and variable."""
+    imports = [d for d in http if d["directive"] == "js_import"]
+    sets = [d for d in http if d["directive"] == "js_set"]
+    if [d["args"] for d in imports] != [NJS_IMPORT]:
+        lines = ", ".join(str(d["line"]) for d in imports) or "none"
+        problems.append(f"js_import (line {lines}) must be exactly once 'js_import {NJS_IMPORT[0]}'")
+    if [d["args"] for d in sets] != [NJS_SET]:
+        lines = ", ".join(str(d["line"]) for d in sets) or "none"
+        problems.append(f"js_set (line {lines}) must be exactly once 'js_set {' '.join(NJS_SET)}'")

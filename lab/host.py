@@ -48,7 +48,7 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 INCLUDE = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "nginx", "nftables",
-    "openssl", "python3", "iproute2", "procps",
+    "openssl", "python3", "iproute2", "procps", "libnginx-mod-http-js",
 )
 CONTROLLER_PACKAGES = (
     "debootstrap", "systemd-container", "nftables", "openssl", "curl",

@@ -1,17 +1,21 @@
 """The TLS-MA listener: nginx serves every active endpoint; requested ones are not published.
 
 nginx reads certificates and CRLs only when it (re)loads, so a reload follows a changed
-configuration, a newly installed certificate or a new CRL, or a reload that did not take; and
+configuration, a newly installed certificate, a new CRL or njs module, or a reload that did not take; and
 nothing else.
 """
 
+from pathlib import Path
+
 from pyinfra import host
 from pyinfra.api import DeployError
-from pyinfra.operations import systemd
+from pyinfra.operations import files, systemd
 
 from bars_receiver.certificate_facts import INSTALLED_FILES
 from bars_receiver.certificate_operations import serving_state
-from bars_receiver.nginx import LIVE_CONFIG, NginxLoaded, Site, checked_config, reload, render_config
+from bars_receiver.nginx import (
+    LIVE_CONFIG, NJS_DIR, NJS_MODULE, NJS_SOURCE, NginxLoaded, Site, checked_config, reload, render_config,
+)
 from bars_receiver.nginx_escape import UnsafeValue
 from bars_receiver.nginx_site import default_site_disabled
 from bars_receiver.nginx_verify import ConfigRefused
@@ -72,6 +76,14 @@ except (UnsafeValue, ConfigRefused) as refused:
         f"{host.name}: the rendered nginx configuration was refused before upload ({refused}); "
         "nothing was changed on the host and nginx keeps serving"
     ) from None
+
+# Before the configuration that imports it: nginx -t loads the module.
+files.directory(name=f"{NJS_DIR} for the deploy's njs module", path=NJS_DIR, user="root", group="root", mode="755")
+reload_after.append(file_atomically(
+    name="njs module for the client certificate's SHA-256 fingerprint",
+    path=NJS_MODULE,
+    content=Path(receiver.project_dir, NJS_SOURCE).read_text(),
+))
 
 config = checked_config(
     name="nginx TLS-MA configuration (parsed and checked on the controller, then with nginx -t)",

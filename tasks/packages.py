@@ -7,7 +7,8 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt
 
-PACKAGES = ["openssl", "nftables", "nginx"]
+# libnginx-mod-http-js: njs, for the client certificate's SHA-256 fingerprint (nginx 1.22 has only SHA-1).
+PACKAGES = ["openssl", "nftables", "nginx", "libnginx-mod-http-js"]
 
 # nginx 1.19.4+ (ssl_reject_handshake) and OpenSSL 3 (genpkey -quiet, PKCS#12 profiles).
 MINIMUM_RELEASE = {"Debian": 12, "Ubuntu": 24}

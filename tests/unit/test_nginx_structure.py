@@ -3,6 +3,7 @@ and the structural check of the rendered text (crossplane) before anything is up
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -68,6 +69,39 @@ def test_a_configuration_that_differs_from_the_settings_is_refused(tmp_path, tam
     host, sites, text = rendered(tmp_path, client_dn_allowlist=["CN=proxy.example.nhs.uk,O=nhs"])
     verify(text, expected_config(host, sites))  # the untouched text passes
     with pytest.raises(ConfigRefused, match=message.replace("(", r"\(").replace("$", r"\$")):
+        verify(tamper(text), expected_config(host, sites))
+
+
+_NJS_IMPORT = "js_import /etc/nginx/bars-receiver/bars_fingerprint.js;"
+_NJS_SET = "js_set $bars_client_sha256 bars_fingerprint.sha256;"
+
+
+@pytest.mark.parametrize("tamper, message", [
+    # Another module, or the deploy's imported twice or under another name.
+    (lambda t: t.replace(_NJS_IMPORT, "js_import /tmp/evil.js;"), "js_import (line"),
+    (lambda t: t.replace(_NJS_IMPORT, "js_import fp from /etc/nginx/bars-receiver/bars_fingerprint.js;"), "js_import (line"),
+    (lambda t: t.replace(_NJS_IMPORT, _NJS_IMPORT + "\n" + _NJS_IMPORT), "js_import (line"),
+    (lambda t: t.replace(_NJS_IMPORT, ""), "js_import (line none)"),
+    # Another variable or function, or a second js_set.
+    (lambda t: t.replace(_NJS_SET, "js_set $bars_client_allowed bars_fingerprint.sha256;"), "js_set (line"),
+    (lambda t: t.replace(_NJS_SET, "js_set $bars_client_sha256 bars_fingerprint.other;"), "js_set (line"),
+    (lambda t: t.replace(_NJS_SET, _NJS_SET + "\njs_set $x bars_fingerprint.sha256;"), "js_set (line"),
+    # Every other njs directive, at any level.
+    (lambda t: t + "js_path /tmp;\n", "directive 'js_path' is not allowed in the http context"),
+    (lambda t: t + "js_include /tmp/x.js;\n", "directive 'js_include' is not allowed in the http context"),
+    (lambda t: t.replace("server_tokens off;", "js_set $x bars_fingerprint.sha256;", 1),
+     "directive 'js_set' is not allowed in a server"),
+    (lambda t: t.replace("proxy_http_version 1.1;", "js_content bars_fingerprint.sha256;", 1),
+     "directive 'js_content' is not allowed in a location"),
+    (lambda t: t.replace("proxy_http_version 1.1;", "js_import /etc/nginx/bars-receiver/bars_fingerprint.js;", 1),
+     "directive 'js_import' is not allowed in a location"),
+])
+def test_njs_is_only_the_deploys_fingerprint_module(tmp_path, tamper, message):
+    host, sites, text = rendered(tmp_path)
+    assert _NJS_IMPORT in text and _NJS_SET in text
+    assert "proxy_set_header X-Client-Fingerprint-SHA256 $bars_client_sha256;" in text
+    verify(text, expected_config(host, sites))
+    with pytest.raises(ConfigRefused, match=re.escape(message)):
         verify(tamper(text), expected_config(host, sites))
 
 
