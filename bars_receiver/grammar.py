@@ -107,6 +107,24 @@ def upstream(value: str) -> str:
     return f"{scheme.lower()}://{canonical_host}" + (f":{port}" if port is not None else "")
 
 
+def upstream_local_port(canonical: str) -> int | None:
+    """The port of an upstream on this host's loopback (127.0.0.0/8, ::1 or localhost), from the
+    rebuilt form ``upstream`` returns; None for an upstream elsewhere. The firewall keeps that
+    port to the host itself, so an application bound wider than loopback is not reached directly."""
+    scheme, _, authority = canonical.partition("://")
+    matched = re.fullmatch(r"(\[[^\]]+\]|[^:]+)(?::([0-9]+))?", authority)
+    if not matched:
+        return None
+    name, port = matched.group(1).strip("[]"), matched.group(2)
+    try:
+        local = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        local = name == "localhost"
+    if not local:
+        return None
+    return int(port) if port else (443 if scheme == "https" else 80)
+
+
 # --- receiver_path --------------------------------------------------------------------------
 
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")

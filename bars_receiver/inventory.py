@@ -374,7 +374,8 @@ class _Loader:
 
     def ports(self, settings: Settings, entries: dict[str, HostEntry]) -> None:
         """The firewall drops the listener port for all but the proxy: on the SSH port that would
-        cut the deploy's own connection half way through the run."""
+        cut the deploy's own connection half way through the run. It also keeps an application on
+        the host's loopback to the host itself, so that port may be neither SSH nor the listener."""
         for name, entry in entries.items():
             if entry.ssh_port == settings.listen_port:
                 self.fail(
@@ -382,6 +383,21 @@ class _Loader:
                     f"{settings.listen_port} is also the SSH port of hosts.{name}; the firewall would lock "
                     "the deploy out. Use another listen_port (443 is the usual one)",
                 )
+            for index, endpoint in enumerate(entry.endpoints):
+                port = grammar.upstream_local_port(endpoint.upstream)
+                if port == entry.ssh_port:
+                    self.fail(
+                        f"hosts.{name}.endpoints[{index}].upstream",
+                        f"{endpoint.upstream} is on this host's SSH port {port}; the firewall keeps a loopback "
+                        "application's port to the host itself and would lock the deploy out. Give the "
+                        "application's own port, e.g. 'http://127.0.0.1:5000'",
+                    )
+                elif port == settings.listen_port:
+                    self.fail(
+                        f"hosts.{name}.endpoints[{index}].upstream",
+                        f"{endpoint.upstream} is the listener's own port {port}: nginx would call itself. Give "
+                        "the application's own port, e.g. 'http://127.0.0.1:5000'",
+                    )
 
     def resolve(self, settings: Settings, entries: dict[str, HostEntry]) -> dict[str, list[ResolvedEndpoint]]:
         resolved: dict[str, list[ResolvedEndpoint]] = {}

@@ -3,8 +3,10 @@ listener port and drops everything else sent to that port.
 
 Why a table of our own (``inet bars_receiver``): nftables runs every table's input chain, so ours
 can narrow access to one port without reading, reordering or rewriting anyone else's rules, and
-one ``delete table`` removes all of it. Nothing but the listener port is matched, so SSH (and the
-deploy's own connection) is never filtered here.
+one ``delete table`` removes all of it. Nothing but the listener port, and the port of an
+application nginx proxies to on the host's loopback (kept to the host itself, so an application
+bound wider than loopback cannot be reached around TLS-MA), is matched, so SSH (and the deploy's
+own connection) is never filtered here.
 
 Why one file that declares, deletes and re-creates the table: ``nft -f`` applies a file as one
 transaction, so the host goes from the old table to the new one with no moment in between, and a
@@ -72,16 +74,22 @@ def _dport(ports: list[int]) -> str:
     return str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
 
 
-def render_rules(port: int | Collection[int], sources: Iterable[Network]) -> str:
+LOCAL_ONLY = "iifname != lo"  # arrived on loopback: sent by the host itself
+
+
+def render_rules(port: int | Collection[int], sources: Iterable[Network], local_ports: Collection[int] = ()) -> str:
     """The rules file: declare, delete and re-create our table, so one ``nft -f`` replaces it
-    atomically whether or not it exists. It never names another table or flushes the ruleset."""
+    atomically whether or not it exists. It never names another table or flushes the ruleset.
+    ``local_ports`` (the applications nginx proxies to on loopback) are kept to the host itself."""
     by_version = split_sources(sources)
     ports = port_list(port)
     dport = _dport(ports)
     lines = [
         "#!/usr/sbin/nft -f",
         "# Managed by the BaRS receiver deploy (pyinfra): edits are overwritten on the next run.",
-        f"# Only the BaRS proxy may reach TCP port {dport}; nothing else on this host is filtered here.",
+        f"# Only the BaRS proxy may reach TCP port {dport}"
+        + (f"; port {_dport(port_list(local_ports))} (the application) only this host itself" if local_ports else "")
+        + "; nothing else on this host is filtered here.",
         f"table {FAMILY} {TABLE}",
         f"delete table {FAMILY} {TABLE}",
         f"table {FAMILY} {TABLE} {{",
@@ -96,6 +104,7 @@ def render_rules(port: int | Collection[int], sources: Iterable[Network]) -> str
         "\t\ttype filter hook input priority filter; policy accept;",
         *(f"\t\ttcp dport {dport} {match} saddr @{name} accept" for name, _, match in SETS.values()),
         f"\t\ttcp dport {dport} drop",
+        *([f"\t\ttcp dport {_dport(port_list(local_ports))} {LOCAL_ONLY} drop"] if local_ports else []),
         "\t}",
         "}",
     ]
@@ -106,13 +115,18 @@ def _match(protocol: str, field: str, right: Any) -> dict:
     return {"match": {"op": "==", "left": {"payload": {"protocol": protocol, "field": field}}, "right": right}}
 
 
-def desired_table(port: int | Collection[int], sources: Iterable[Network]) -> dict[str, Any]:
+def _port_match(ports: list[int]) -> dict:
+    return _match("tcp", "dport", ports[0] if len(ports) == 1 else {"set": ports})
+
+
+def desired_table(port: int | Collection[int], sources: Iterable[Network],
+                  local_ports: Collection[int] = ()) -> dict[str, Any]:
     """What ``table_state`` returns once ``render_rules(port, sources)`` is applied: the same
     objects in the shape nft's JSON listing gives them (libnftables-json(5)); several ports are
     an anonymous set, listed sorted."""
     by_version = split_sources(sources)
     ports = port_list(port)
-    dport = _match("tcp", "dport", ports[0] if len(ports) == 1 else {"set": ports})
+    dport = _port_match(ports)
     state: dict[str, Any] = {f"table {TABLE}": {"flags": []}}
     for version, (name, type_, _) in SETS.items():
         elements = sorted(str(network) for network in by_version[version])
@@ -122,6 +136,9 @@ def desired_table(port: int | Collection[int], sources: Iterable[Network]) -> di
         *({"expr": [dport, _match(match, "saddr", f"@{name}"), {"accept": None}]} for name, _, match in SETS.values()),
         {"expr": [dport, {"drop": None}]},
     ]
+    if local_ports:
+        not_loopback = {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "lo"}}
+        state["rules input"].append({"expr": [_port_match(port_list(local_ports)), not_loopback, {"drop": None}]})
     return state
 
 
@@ -261,7 +278,8 @@ def apply_command(candidate: str, path: str, serving: int | None = None, release
 
 
 @operation()
-def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH, transition: str = "widen"):
+def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH, transition: str = "widen",
+                      local_ports: list[int] | None = None):
     """
     Let only ``sources`` reach TCP ``port``: the nftables table ``inet bars_receiver``, live and
     kept at ``path`` for boot.
@@ -272,6 +290,8 @@ def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH,
     + transition: ``widen`` (before nginx moves): filter ``port`` and every port the live table
       already filters; ``release`` (after nginx is confirmed on ``port``): filter ``port`` alone,
       once the host shows nginx listening there and nothing on the released ports
+    + local_ports: ports of applications on the host's loopback that nginx proxies to; TCP to them
+      is dropped unless it arrives on loopback (sent by the host itself)
 
     **Example:**
 
@@ -285,14 +305,15 @@ def listener_firewall(port: int, sources: list[Network], path: str = RULES_PATH,
         host.noop(f"no earlier listener port to release; port {port} is filtered by the step before nginx")
         return
     ports = {port} | old if transition == "widen" else {port}
-    rules = render_rules(port if ports == {port} else ports, sources)
+    local_ports = sorted(set(local_ports or ()))
+    rules = render_rules(port if ports == {port} else ports, sources, local_ports)
     try:
-        verify_rules(rules, ports, sources)  # what goes live is exactly the validated table
+        verify_rules(rules, ports, sources, local_ports)  # what goes live is exactly the validated table
     except RulesMismatch as error:
         raise OperationError(f"the rendered firewall rules were not applied: {error}") from None
     digest = hashlib.sha256(rules.encode()).hexdigest()
     kept = host.get_fact(Sha256File, path=path)
-    if live == desired_table(port_list(port if ports == {port} else ports), sources) and kept == digest:
+    if live == desired_table(port_list(port if ports == {port} else ports), sources, local_ports) and kept == digest:
         host.noop(f"nftables table {FAMILY} {TABLE} and {path} already allow only the proxy to port {_dport(port_list(ports))}")
         return
     log_diff(path, rules)

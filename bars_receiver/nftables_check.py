@@ -20,7 +20,7 @@ from .addresses import Network
 FAMILY, TABLE = "inet", "bars_receiver"
 SETS = {"proxy_v4": ("ipv4_addr", "ip", 4), "proxy_v6": ("ipv6_addr", "ip6", 6)}
 # Every character the file may hold: nft keywords, addresses, numbers, punctuation of its syntax.
-_ALLOWED = re.compile(r"[A-Za-z0-9_.:/@,;={}\- \t\n]*")
+_ALLOWED = re.compile(r"[A-Za-z0-9_.:/@,;=!{}\- \t\n]*")
 
 
 class RulesMismatch(ValueError):
@@ -77,9 +77,14 @@ def _dport(text: str) -> set[int]:
     return {int(p) for p in text.split(",")} if re.fullmatch(r"[0-9]+(,[0-9]+)*", text.replace(" ", "")) else set()
 
 
-def verify_rules(text: str, ports: int | Iterable[int], sources: Iterable[Network]) -> None:
-    """Raise ``RulesMismatch`` unless ``text`` is exactly our table for ``ports`` and ``sources``."""
+def verify_rules(text: str, ports: int | Iterable[int], sources: Iterable[Network],
+                 local_ports: Iterable[int] = ()) -> None:
+    """Raise ``RulesMismatch`` unless ``text`` is exactly our table for ``ports`` and ``sources``,
+    with ``local_ports`` (loopback applications) dropped unless sent by the host itself."""
     ports = _ports(ports)
+    local_ports = set(local_ports)
+    if local_ports:
+        _ports(local_ports)
     wanted = {version: set(ipaddress.collapse_addresses(n for n in sources if n.version == version))
               for version in (4, 6)}
     top = _statements(text)
@@ -123,13 +128,17 @@ def verify_rules(text: str, ports: int | Iterable[int], sources: Iterable[Networ
     if rules[:2] != expected_head:
         raise RulesMismatch(f"chain input must start 'type filter hook input priority filter; policy accept;' "
                             f"(found {rules[:2]})")
-    shapes = [(rf"tcp dport (.+?) {match} saddr @{set_name} accept", set_name) for set_name, (_, match, _) in SETS.items()]
-    shapes.append((r"tcp dport (.+?) drop", "drop"))
+    shapes = [(rf"tcp dport (.+?) {match} saddr @{set_name} accept", set_name, ports)
+              for set_name, (_, match, _) in SETS.items()]
+    shapes.append((r"tcp dport (.+?) drop", "drop", ports))
+    if local_ports:
+        shapes.append((r"tcp dport (.+?) iifname != lo drop", "loopback-only", local_ports))
     body = rules[2:]
     if len(body) != len(shapes):
-        raise RulesMismatch(f"chain input must hold exactly {len(shapes)} rules (accept from each set, then drop); "
+        raise RulesMismatch(f"chain input must hold exactly {len(shapes)} rules (accept from each set, then drop"
+                            f"{', then the loopback-only application ports' if local_ports else ''}); "
                             f"found {len(body)}: {body}")
-    for rule, (shape, what) in zip(body, shapes):
+    for rule, (shape, what, wanted_ports) in zip(body, shapes):
         matched = re.fullmatch(shape, rule)
-        if not matched or _dport(matched.group(1)) != ports:
-            raise RulesMismatch(f"rule {rule!r} is not the expected {what} rule for port(s) {sorted(ports)}")
+        if not matched or _dport(matched.group(1)) != wanted_ports:
+            raise RulesMismatch(f"rule {rule!r} is not the expected {what} rule for port(s) {sorted(wanted_ports)}")

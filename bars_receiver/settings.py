@@ -232,6 +232,14 @@ class HostSettings(Strict):
         return f"{self.settings.base_dir}/{fqdn}"
 
     @property
+    def local_upstream_ports(self) -> list[int]:
+        """Ports of the applications this host serves on its own loopback: the firewall lets only
+        the host itself reach them, so an application bound wider than loopback is not reached
+        around the TLS-MA listener."""
+        ports = (grammar.upstream_local_port(endpoint.upstream) for endpoint in self.endpoints)
+        return sorted({port for port in ports if port is not None})
+
+    @property
     def requests_dir(self) -> str:
         return f"{self.project_dir}/requests/{self.inventory}"
 

@@ -22,6 +22,7 @@ listener_firewall(
     name=f"Firewall: only the BaRS proxy may reach port {port}",
     port=port,
     sources=receiver.settings.proxy_addresses,
+    local_ports=receiver.local_upstream_ports,
 )
 
 unit = file_atomically(

@@ -13,5 +13,6 @@ listener_firewall(
     name=f"Firewall: release earlier listener ports, nginx is on port {port}",
     port=port,
     sources=receiver.settings.proxy_addresses,
+    local_ports=receiver.local_upstream_ports,
     transition="release",
 )

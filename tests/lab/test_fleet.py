@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 
 from lab.ca import LabCA
-from lab.fleet import PROXY, host_address
+from lab.fleet import PROXY, STRANGER, host_address
 from lab.project import endpoint, fqdn
 
 HOSTS = (1, 2, 3, 4)
@@ -99,6 +99,40 @@ def test_a_four_host_inventory_deploys_in_one_run(deployed, fleet, fleet_project
 def test_an_unchanged_fleet_run_changes_nothing(deployed, fleet_project):
     run = fleet_project.deploy()
     assert run.changed == 0, run.output[-3000:]
+
+
+def test_the_application_port_answers_the_host_itself_never_a_stranger(deployed, fleet):
+    """The endpoints' upstream is http://127.0.0.1:8080. An application bound wider than loopback
+    (here a second listener on the host's own fleet address, port 8080) is reached only by the host
+    itself: a stranger's packet to it is dropped. A port no upstream names (8090) still answers
+    the stranger, so the drop is the firewall's rule, not an unreachable host."""
+    address = host_address(1)
+    started = fleet.ssh(1, (
+        f"for port in 8080 8090; do setsid python3 -m http.server $port --bind {address} "
+        ">/dev/null 2>&1 < /dev/null & echo $!; done"
+    )).stdout.split()
+    try:
+        probe = (f"import urllib.request, sys; sys.stdout.write(str(urllib.request.urlopen("
+                 f"'http://{address}:%d/', timeout=5).status))")
+        for port in (8080, 8090):
+            for _ in range(50):  # the listeners take a moment to bind
+                if fleet.ssh(1, f"python3 -c \"{probe % port}\"", check=False).stdout == "200":
+                    break
+            else:
+                pytest.fail(f"the host itself cannot reach its own listener on port {port}")
+
+        def stranger(port: int) -> str:
+            result = fleet.netns_run(
+                ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                 "--interface", STRANGER, f"http://{address}:{port}/"],
+                capture_output=True, text=True, timeout=30,
+            )
+            return result.stdout
+
+        assert stranger(8090) == "200"  # the host is reachable; only the application's port is kept
+        assert stranger(8080) == "000"  # dropped: no answer at all
+    finally:
+        fleet.ssh(1, "kill " + " ".join(started), check=False)
 
 
 def test_with_one_host_down_the_others_complete_and_it_shows_unreachable(deployed, fleet, fleet_project):

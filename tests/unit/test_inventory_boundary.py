@@ -175,3 +175,25 @@ def test_a_defect_in_the_checks_is_still_a_message_naming_the_file(project, monk
     found = refused(project, GOOD_TEXT)
     assert found == ["inventories/int.yml: could not be checked (KeyError: 'boom'); this is a defect in the "
                      "deploy's input checks: report it with this file"]
+
+
+@pytest.mark.parametrize("upstream, words", [
+    ("http://127.0.0.1:22", "is on this host's SSH port 22"),
+    ("http://localhost:443", "is the listener's own port 443"),
+    ("https://[::1]", "is the listener's own port 443"),
+])
+def test_a_loopback_application_on_the_ssh_or_listener_port_is_refused(project, upstream, words):
+    document = copy.deepcopy(GOOD)
+    document["hosts"]["rx-1"]["endpoints"][0]["upstream"] = upstream
+    found = refused(project, yaml.safe_dump(document))
+    assert any(p.startswith("inventories/int.yml: hosts.rx-1.endpoints[0].upstream: ") and words in p
+               for p in found), found
+
+
+def test_loopback_application_ports_reach_the_settings(project):
+    document = copy.deepcopy(GOOD)
+    document["hosts"]["rx-1"]["endpoints"][0]["upstream"] = "http://127.0.0.1:5000"
+    document["hosts"]["rx-1"]["endpoints"].append(
+        {"ods": "RX810", "supplier": "Acme", "upstream": "http://10.1.2.3:6000"})
+    (host,) = [h for h in load_hosts(write_text(project, yaml.safe_dump(document))) if h[0] == "rx-1"]
+    assert host[1]["receiver"].local_upstream_ports == [5000]  # 10.1.2.3 is another machine: not filtered here

@@ -266,3 +266,28 @@ def test_nothing_to_release_in_steady_state_or_on_a_first_run():
     for live in (desired_table(8443, SOURCES), None):
         commands, noops = run_transition(live, "release")
         assert commands == [] and "no earlier listener port" in noops[0]
+
+
+# ---- an application on the host's loopback answers the host alone
+
+
+def test_a_loopback_application_port_is_dropped_unless_it_arrives_on_loopback():
+    rules = render_rules(443, SOURCES, [8080, 5000])
+    chain = block(rules, "chain input")
+    assert chain[-1] == "tcp dport { 5000, 8080 } iifname != lo drop"
+    assert chain[-2] == "tcp dport 443 drop"  # the listener's own rules come first, unchanged
+    assert render_rules(443, SOURCES) == render_rules(443, SOURCES, [])  # no loopback upstream: as before
+
+
+def test_the_loopback_rule_reads_back_as_nft_lists_it():
+    """nft 1.0.6 lists ``tcp dport 8080 iifname != lo drop`` as these three expressions."""
+    listing = copy.deepcopy(LISTING)
+    listing["nftables"].append({"rule": {"family": "inet", "table": "bars_receiver", "chain": "input", "handle": 9,
+                                         "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}},
+        {"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "lo"}},
+        {"drop": None}]}})
+    assert table_state(listing) == desired_table(443, SOURCES, [8080])
+    assert table_state(listing) != desired_table(443, SOURCES)  # a table without it differs, and is re-applied
+    assert table_state(listing) != desired_table(443, SOURCES, [8081])
+    assert filtered_ports(table_state(listing)) == {443}  # never mistaken for an earlier listener port

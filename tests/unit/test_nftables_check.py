@@ -47,3 +47,14 @@ def test_anything_else_is_refused(change, words):
 def test_bad_ports_are_refused(port):
     with pytest.raises(RulesMismatch):
         verify_rules(RULES, port, SOURCES)
+
+
+def test_the_loopback_application_rule_verifies_with_its_ports_only():
+    rules = render_rules(443, SOURCES, [8080])
+    verify_rules(rules, 443, SOURCES, [8080])
+    with pytest.raises(RulesMismatch, match="loopback-only rule for port"):
+        verify_rules(rules, 443, SOURCES, [9090])
+    with pytest.raises(RulesMismatch, match="exactly 3 rules"):
+        verify_rules(rules, 443, SOURCES)  # a rule the settings do not ask for
+    with pytest.raises(RulesMismatch):
+        verify_rules(rules.replace("iifname != lo drop", "accept"), 443, SOURCES, [8080])
