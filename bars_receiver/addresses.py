@@ -36,6 +36,9 @@ _REFUSED = [
     (ipaddress.ip_network("::/128"), "the unspecified address, never a source"),
     (ipaddress.ip_network("::ffff:0:0/96"), "IPv4-mapped IPv6; write the IPv4 address or network itself"),
     (ipaddress.ip_network("::/96"), "IPv4-compatible IPv6 (deprecated); write the IPv4 address itself"),
+    (ipaddress.ip_network("::ffff:0:0:0/96"), "IPv4-translated IPv6 (SIIT): it stands for IPv4 sources; write those"),
+    (ipaddress.ip_network("64:ff9b::/96"), "the NAT64 prefix: it stands for every IPv4 source; write IPv4 addresses"),
+    (ipaddress.ip_network("64:ff9b:1::/48"), "a local NAT64 prefix: it stands for IPv4 sources; write IPv4 addresses"),
     (ipaddress.ip_network("fe80::/10"), "IPv6 link-local, never the BaRS proxy"),
     (ipaddress.ip_network("ff00::/8"), "multicast, never a TCP source"),
 ]

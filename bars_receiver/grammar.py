@@ -53,6 +53,7 @@ def host(value: str, what: str = "host") -> str:
 # --- upstream URL ---------------------------------------------------------------------------
 
 _PORT = re.compile(r"[1-9][0-9]{0,4}")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 def upstream(value: str) -> str:
@@ -104,6 +105,14 @@ def upstream(value: str) -> str:
         address = None
     if address is not None and (address.is_unspecified or address.is_multicast):
         raise ValueError(f"{value!r}: {address} is not an address nginx can connect to; {example}")
+    if address is not None and address.version == 6 and not address.is_loopback \
+            and (address.ipv4_mapped or address in _IPV4_COMPATIBLE):
+        raise ValueError(f"{value!r}: write the IPv4 address itself, not IPv6 {address}; {example}")
+    if address is not None and (address.is_link_local or (address.version == 4 and address.is_reserved)):
+        raise ValueError(
+            f"{value!r}: {address} is a link-local, reserved or broadcast address (for example a cloud "
+            f"metadata service), never the application; {example}"
+        )
     return f"{scheme.lower()}://{canonical_host}" + (f":{port}" if port is not None else "")
 
 
@@ -159,6 +168,10 @@ SYSTEM_DIRS = frozenset({
 # Virtual or wiped at boot: keys kept there would vanish.
 VOLATILE_DIRS = ("/dev", "/proc", "/run", "/sys", "/tmp", "/var/tmp", "/var/run", "/boot")
 DEPLOY_MARK = "bars"
+# Where a deploy directory may sit, and its own name: 'bars' then letters, digits, '-' or '_'
+# (no '.', so never a file-like name such as conf.d/bars.conf that another program would include).
+DEPLOY_PARENTS = ("/etc", "/srv", "/opt", "/var/lib")
+_DEPLOY_NAME = re.compile(r"bars[a-z0-9_-]*")
 MAX_PATH = 200
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
@@ -194,6 +207,13 @@ def deploy_dir(value: str) -> str:
     for volatile in VOLATILE_DIRS:
         if path == volatile or path.startswith(volatile + "/"):
             raise ValueError(f"{value!r} is under {volatile}, which does not survive a reboot; {right}")
+    parent, name = posixpath.split(path)
+    if parent not in DEPLOY_PARENTS or not _DEPLOY_NAME.fullmatch(name):
+        raise ValueError(
+            f"{value!r} is not a directory of this deploy: it must be directly under "
+            f"{', '.join(DEPLOY_PARENTS)}, with a lower-case name starting '{DEPLOY_MARK}' (letters, digits, "
+            f"'-', '_'; no '.'), so it is never another program's directory or file, {right}"
+        )
     return path
 
 
@@ -259,11 +279,22 @@ def email(value: str) -> str:
     return value
 
 
+ENV_PREFIX = "BARS_"
+
+
 def env_name(value: str) -> str:
+    """The name of a CI variable holding a secret. Only ``BARS_`` variables: the value is copied to
+    the host (key.pass, pfx.pass), so an inventory must not be able to name the CI job's other
+    variables (PATH, CI_JOB_TOKEN, a cloud credential) and carry them off to a host."""
     if not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,63}", value):
         raise ValueError(
             f"{value!r} is not an environment variable name; use capitals, digits and "
             "underscores such as 'BARS_INT_KEY_PASSPHRASE'"
+        )
+    if not value.startswith(ENV_PREFIX) or value == ENV_PREFIX:
+        raise ValueError(
+            f"{value!r} does not start with {ENV_PREFIX!r}: the deploy copies this variable's value to the "
+            f"host, so it reads only variables meant for it, e.g. 'BARS_INT_KEY_PASSPHRASE'"
         )
     return value
 

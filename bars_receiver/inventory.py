@@ -132,13 +132,18 @@ def _shown(key: object) -> str:
 
 
 def _machine(address: str) -> str:
+    """One spelling per machine: IPv4-mapped IPv6 is its IPv4 address, and every loopback name or
+    address (localhost, 127.0.0.1, ::1) is the controller's own machine."""
     name = address.lower().rstrip(".")
     if name in ("localhost", "localhost.localdomain"):
-        return "127.0.0.1"
+        return "loopback"
     try:
-        return str(ipaddress.ip_address(name))
+        ip = ipaddress.ip_address(name)
     except ValueError:
         return name
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return "loopback" if ip.is_loopback else str(ip)
 
 
 def _relative(path: Path, root: Path) -> str:

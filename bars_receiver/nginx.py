@@ -7,6 +7,7 @@ The running nginx keeps serving its loaded configuration throughout; reloading i
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from io import StringIO
 from urllib.parse import urlsplit
@@ -68,9 +69,11 @@ class Site:
 
     @property
     def upstream_name(self) -> str:
-        """One upstream block per application address, named from it (so names are stable)."""
+        """One upstream block per application address, named from it (so names are stable): readable
+        characters, then a short hash of the exact address, because 'app-1.x' and 'app.1.x' read alike."""
+        address = f"{self.upstream_scheme}://{self.upstream_server}"
         safe = "".join(c if c.isalnum() else "_" for c in f"{self.upstream_scheme}_{self.upstream_server}")
-        return f"bars_{safe}"
+        return f"bars_{safe}_{hashlib.sha256(address.encode()).hexdigest()[:8]}"
 
 
 # Client-sent headers in the families the application might trust, removed before proxying.

@@ -44,6 +44,13 @@ def _grammar(check, *args):
 AppAction = Literal["restart", "reload", "none"]
 
 
+def _whole_number(value: object) -> object:
+    """pydantic matches a Literal of numbers by equality, so 4096.0 or true would pass as 4096 or 1."""
+    if isinstance(value, (bool, float)):
+        raise ValueError(f"{value!r} is not a whole number; write it without a decimal point, e.g. 2048")
+    return value
+
+
 def systemd_unit(value: str) -> str:
     """A systemd service unit name (systemd.unit(5)): what the deploy restarts or reloads."""
     if len(value) > 255 or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9:_.\\-]*(@[A-Za-z0-9:_.\\-]*)?\.service", value):
@@ -71,7 +78,7 @@ class Settings(StrictInput):
     proxy_addresses: list[Annotated[Network, BeforeValidator(parse_network)]] = Field(min_length=1)
     base_dir: DeployDir
     listen_port: int = Field(ge=1, le=65535)
-    key_size: Literal[2048, 3072, 4096]
+    key_size: Annotated[Literal[2048, 3072, 4096], BeforeValidator(_whole_number)]
     key_passphrase_env: EnvName | None
     bars_team_email: Email
     certificate_request_email: Email | None
@@ -172,7 +179,9 @@ class HostEntry(StrictInput):
     ssh_user: Annotated[str, _grammar(grammar.unix_name, "user name", "root")] = "root"
     ssh_key: ControllerPath | None = None
     ssh_known_hosts_file: ControllerPath | None = None
-    ssh_strict_host_key_checking: Literal["yes", "no", "accept-new", "off"] = "yes"
+    # "no" and "off" would let anyone on the path answer as the host and receive the deploy's
+    # secrets; "accept-new" trusts a host's first answer, for a host never reached before.
+    ssh_strict_host_key_checking: Literal["yes", "accept-new"] = "yes"
     endpoints: list[Endpoint] = Field(min_length=1, max_length=100)
 
     def connection_data(self) -> dict[str, object]:

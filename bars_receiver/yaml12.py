@@ -22,6 +22,8 @@ import yaml
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 20
+# Digits in one number: no setting needs more (and Python refuses to convert over 4300).
+MAX_NUMBER_TEXT = 64
 
 
 class YamlProblem(ValueError):
@@ -49,6 +51,10 @@ _CoreResolver.add_implicit_resolver(
 class _CoreConstructor(yaml.constructor.SafeConstructor):
     def construct_yaml_int(self, node):
         text = self.construct_scalar(node)
+        if len(text) > MAX_NUMBER_TEXT:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a number of {len(text)} characters is too long to read; no setting needs more "
+                f"than {MAX_NUMBER_TEXT}", node.start_mark)
         if text.startswith("0o"):
             return int(text[2:], 8)
         if text.startswith("0x"):
@@ -96,7 +102,7 @@ class _Composer(yaml.composer.Composer):
 
     def compose_node(self, parent, index):
         event = self.peek_event()
-        if getattr(event, "tag", None) not in (None, "!"):
+        if getattr(event, "tag", None) is not None:
             raise yaml.composer.ComposerError(
                 None, None, f"the tag {event.tag!r} is not allowed in an inventory; write plain values",
                 event.start_mark)

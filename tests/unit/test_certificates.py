@@ -514,7 +514,7 @@ def test_prod_group_data_pins_the_g2_chain(tmp_path):
     ({"pfx_profile": "windows"}, {}, "settings.pfx_profile", "'modern' or 'legacy'"),
     ({"app_group": "Bad Group"}, {}, "settings.app_group", "not a usable group name"),
     ({"app_group": "root"}, {}, "settings.app_group", "not a usable group name"),
-    ({"app_dir": "/etc/bars-receiver/bars-app"}, {}, "settings.app_dir", "overlaps base_dir"),
+    ({"app_dir": "/etc/bars-receiver/bars-app"}, {}, "settings.app_dir", "must be directly under /etc"),
     ({"app_dir": "//etc/bars-receiver"}, {}, "settings.app_dir", "overlaps base_dir"),
     ({"app_dir": "relative/dir"}, {}, "settings.app_dir", "absolute"),
     ({"ca_pins": {"root": "12:34"}}, {}, "settings.ca_pins.root", "SHA-1 (40 hex digits)"),

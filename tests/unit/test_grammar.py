@@ -122,9 +122,40 @@ def test_bad_deploy_dirs_are_refused(value, words):
 
 
 def test_overlap_is_found_after_normalisation():
-    a, b = grammar.deploy_dir("//etc/bars-receiver"), grammar.deploy_dir("/etc/bars-receiver/bars-app")
+    a, b = grammar.deploy_dir("//etc/bars-receiver"), grammar.deploy_dir("/etc/./bars-receiver/")
     assert grammar.overlaps(a, b) and grammar.overlaps(b, a)
+    assert grammar.overlaps("/etc/bars-receiver", "/etc/bars-receiver/bars-app")
     assert not grammar.overlaps("/etc/bars-receiver", "/etc/bars-receiver-app")
+
+
+@pytest.mark.parametrize("value", [
+    "/etc/bars-receiver/bars-app",  # inside another deploy directory
+    "/home/bars", "/etc/nginx/conf.d/bars", "/etc/sudoers.d/bars", "/usr/lib/systemd/system/bars",
+    "/etc/bars.conf", "/etc/profile.d/bars.sh", "/ETC/bars", "/etc/Bars-receiver",
+])
+def test_deploy_dirs_sit_directly_under_an_allowed_parent_with_a_plain_bars_name(value):
+    with pytest.raises(ValueError, match="directly under /etc, /srv, /opt, /var/lib"):
+        grammar.deploy_dir(value)
+
+
+@pytest.mark.parametrize("value", ["/etc/bars-receiver", "/srv/bars_int", "/opt/bars", "/var/lib/bars-receiver-app"])
+def test_deploy_dirs_that_are_accepted(value):
+    assert grammar.deploy_dir(value) == value
+
+
+@pytest.mark.parametrize("value", ["PATH", "CI_JOB_TOKEN", "AWS_SECRET_ACCESS_KEY", "BARS_", "HOME"])
+def test_secret_variables_must_be_the_deploys_own(value):
+    with pytest.raises(ValueError, match="does not start with 'BARS_'"):
+        grammar.env_name(value)
+
+
+@pytest.mark.parametrize("value", [
+    "http://169.254.169.254", "http://255.255.255.255", "https://[fe80::1]", "http://[::ffff:127.0.0.1]",
+    "http://[::127.0.0.1]", "http://240.0.0.1:80",
+])
+def test_upstreams_nginx_should_never_call_are_refused(value):
+    with pytest.raises(ValueError):
+        grammar.upstream(value)
 
 
 @pytest.mark.parametrize("value", ["/", "/bars/", "/a.b/c-d_e~f/"])

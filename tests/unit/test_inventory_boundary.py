@@ -91,6 +91,9 @@ def test_group_data_that_does_not_run_is_named(project):
     ({"ssh_hostname": "Host.Example"}, {"ssh_hostname": "HOST.example"}),
     ({"ssh_hostname": "::1"}, {"ssh_hostname": "0:0::1"}),
     ({"ssh_hostname": "127.0.0.1"}, {"ssh_hostname": "localhost"}),
+    ({"ssh_hostname": "127.0.0.1"}, {"ssh_hostname": "::ffff:127.0.0.1"}),
+    ({"ssh_hostname": "10.0.0.5"}, {"ssh_hostname": "::ffff:10.0.0.5"}),
+    ({"ssh_hostname": "localhost"}, {"ssh_hostname": "::1"}),
 ])
 def test_one_machine_under_two_names_is_refused(project, first, second):
     document = copy.deepcopy(GOOD)
@@ -197,3 +200,28 @@ def test_loopback_application_ports_reach_the_settings(project):
         {"ods": "RX810", "supplier": "Acme", "upstream": "http://10.1.2.3:6000"})
     (host,) = [h for h in load_hosts(write_text(project, yaml.safe_dump(document))) if h[0] == "rx-1"]
     assert host[1]["receiver"].local_upstream_ports == [5000]  # 10.1.2.3 is another machine: not filtered here
+
+
+@pytest.mark.parametrize("line, field, words", [
+    ("listen_port: ! 443", "", "tag '!' is not allowed"),
+    ("listen_port: 0x" + "f" * 100, "", "too long to read"),
+    ("key_size: 4096.0", "settings.key_size", "not a whole number"),
+    ("proxy_addresses: ['64:ff9b::/96']", "settings.proxy_addresses", "NAT64"),
+    ("proxy_addresses: ['::ffff:0:0:0/96']", "settings.proxy_addresses", "IPv4-translated"),
+    ("key_passphrase_env: PATH", "settings.key_passphrase_env", "does not start with 'BARS_'"),
+    ("pfx_password_env: CI_JOB_TOKEN", "settings.pfx_password_env", "does not start with 'BARS_'"),
+])
+def test_values_found_by_an_adversarial_review_are_refused(project, line, field, words):
+    text = GOOD_TEXT.replace("settings:\n", f"settings:\n  {line}\n")
+    if "key_size: 4096.0" in line:
+        text = text.replace("  key_size: 2048\n", "", 1)  # GOOD sets key_size: once only
+    found = refused(project, text)
+    assert any(f"inventories/int.yml: {field}" in p and words in p for p in found), found
+
+
+@pytest.mark.parametrize("value", ["no", "off"])
+def test_host_key_checking_cannot_be_switched_off(project, value):
+    document = copy.deepcopy(GOOD)
+    document["hosts"]["rx-1"]["ssh_strict_host_key_checking"] = value
+    found = refused(project, yaml.safe_dump(document))
+    assert any("hosts.rx-1.ssh_strict_host_key_checking" in p for p in found), found

@@ -28,11 +28,12 @@ def receiver(tmp_path: Path, **settings):
     return load_hosts(path)[0][1]["receiver"]
 
 
-def site(fqdn="BaRS-INT-RX809.Acme.thirdparty.nhs.uk", receiver_path="/", password=None):
+def site(fqdn="BaRS-INT-RX809.Acme.thirdparty.nhs.uk", receiver_path="/", password=None,
+         upstream="http://127.0.0.1:5000"):
     directory = f"/etc/bars-receiver/{fqdn}"
     return Site(fqdn=fqdn, chain=f"{directory}/chain.pem", key=f"{directory}/key.pem",
                 key_password_file=password, client_ca=f"{directory}/ca.pem",
-                upstream="http://127.0.0.1:5000", receiver_path=receiver_path)
+                upstream=upstream, receiver_path=receiver_path)
 
 
 def server_blocks(text: str) -> list[str]:
@@ -66,8 +67,8 @@ def test_path_is_passed_through_untouched(tmp_path):
     text = render_config(receiver(tmp_path), [site()])
     block = server_blocks(text)[1]
     # proxy_pass without a URI part sends the client's request URI as it came.
-    assert "proxy_pass http://bars_http_127_0_0_1_5000;" in block
-    assert "upstream bars_http_127_0_0_1_5000 {\n    server 127.0.0.1:5000;\n" in text
+    assert "proxy_pass http://bars_http_127_0_0_1_5000_f9413619;" in block
+    assert "upstream bars_http_127_0_0_1_5000_f9413619 {\n    server 127.0.0.1:5000;\n" in text
     assert "    keepalive 16;\n" in text
     assert "location ^~ / {" in block
     assert "return 404;" not in block
@@ -139,3 +140,13 @@ def test_client_crl_is_checked_when_set(tmp_path):
     block = server_blocks(render_config(receiver(tmp_path), [with_crl]))[1]
     assert "ssl_crl /etc/bars-receiver/client-crl.pem;" in block
     assert "ssl_crl" not in render_config(receiver(tmp_path), [site()])
+
+
+def test_upstream_names_never_collide(tmp_path):
+    """'app-1.internal' and 'app.1.internal' read alike once punctuation becomes '_': the short
+    hash of the exact address keeps their upstream blocks apart, so both render and verify."""
+    sites = [site(fqdn="BaRS-INT-RX809.Acme.thirdparty.nhs.uk", upstream="http://app-1.internal:8080"),
+             site(fqdn="BaRS-INT-RX810.Acme.thirdparty.nhs.uk", upstream="http://app.1.internal:8080")]
+    assert sites[0].upstream_name != sites[1].upstream_name
+    text = render_config(receiver(tmp_path), sites)
+    assert "server app-1.internal:8080;" in text and "server app.1.internal:8080;" in text

@@ -54,7 +54,7 @@ def rendered(tmp_path, **settings):
 @pytest.mark.parametrize("tamper, message", [
     (lambda t: t + "server {\n    listen 8080;\n    server_name x;\n}\n", "is not listen_port 443 with ssl"),
     (lambda t: t.replace("proxy_http_version 1.1;", "return 200 'hi';", 1), "would answer for the application"),
-    (lambda t: t.replace("proxy_pass http://bars_http_127_0_0_1_5000;", "proxy_pass http://$http_x;", 1),
+    (lambda t: t.replace("proxy_pass http://bars_http_127_0_0_1_5000_f9413619;", "proxy_pass http://$http_x;", 1),
      "is not the endpoint's upstream"),
     (lambda t: t.replace("server 127.0.0.1:5000;", "server 10.9.9.9:80;"), "not 127.0.0.1:5000"),
     (lambda t: t.replace("ssl_verify_client on;", "ssl_verify_client optional;", 1), "ssl_verify_client must be on"),
