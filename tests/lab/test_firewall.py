@@ -117,7 +117,8 @@ def test_first_run_adds_our_table_and_nothing_else(first_run, lab):
     assert on_host(lab, "nft list table ip someone_else") == before["someone_else"]
     assert sorted(on_host(lab, "nft list tables").splitlines()) == ["table inet bars_receiver", "table ip someone_else"]
     sources = [ipaddress.ip_network(address) for address in PROXY]
-    assert on_host(lab, f"cat {RULES_PATH}") == render_rules(PORT, sources)
+    # The endpoint's upstream is the lab application on 127.0.0.1:8080: kept to the host itself.
+    assert on_host(lab, f"cat {RULES_PATH}") == render_rules(PORT, sources, [8080])
     assert on_host(lab, f"systemctl is-enabled {UNIT}; systemctl is-active {UNIT}").split() == ["enabled", "active"]
     assert_ssh_works(lab)
 
@@ -204,8 +205,8 @@ def test_rules_that_are_not_our_table_never_leave_the_controller(first_run, call
     original = module.read_text()
     module.write_text(original + (
         "\n\n_render_rules = render_rules\n\n\n"
-        "def render_rules(port, sources):  # test only: one address more than validated\n"
-        "    return _render_rules(port, sources).replace('elements = { ', 'elements = { 127.0.0.3, ', 1)\n"
+        "def render_rules(port, sources, *rest):  # test only: one address more than validated\n"
+        "    return _render_rules(port, sources, *rest).replace('elements = { ', 'elements = { 127.0.0.3, ', 1)\n"
     ))
     live, kept = ruleset(lab), on_host(lab, f"sha256sum {RULES_PATH}")
     try:
@@ -227,8 +228,8 @@ def test_rules_nft_rejects_change_nothing(first_run, caller, project, lab):
     original = module.read_text()
     module.write_text(original + (
         "\n\n_render_rules = render_rules\n\n\n"
-        "def render_rules(port, sources):  # test only: a rule nft cannot parse\n"
-        "    return _render_rules(port, sources).replace(' drop', ' dorp')\n\n\n"
+        "def render_rules(port, sources, *rest):  # test only: a rule nft cannot parse\n"
+        "    return _render_rules(port, sources, *rest).replace(' drop', ' dorp')\n\n\n"
         "def verify_rules(*args):  # test only: skip the controller's structural check\n"
         "    pass\n"
     ))
