@@ -46,7 +46,9 @@ problem = ownership_problem(
 if problem:
     raise DeployError(problem)
 
-endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir, cache_dir=PUBLIC_KEY_CACHE)
+# A dry run only reads the host: the public-key cache is read but not filled.
+endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir, cache_dir=PUBLIC_KEY_CACHE,
+                               cache_write=not is_dry())
 certificate_files = host.get_fact(
     CertificateFiles,
     base_dir=receiver.settings.base_dir,

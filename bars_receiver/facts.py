@@ -73,8 +73,9 @@ class EndpointFiles(FactBase):
     # Missing base_dir is a normal first-run state, not an error.
     default = dict
 
-    def command(self, base_dir: str, cache_dir: str = "") -> StringCommand:
-        return run_script("endpoint_files", base_dir, cache_dir)
+    def command(self, base_dir: str, cache_dir: str = "", cache_write: bool = True) -> StringCommand:
+        # cache_write=False (a --dry run) reads the cache but never fills it.
+        return run_script("endpoint_files", base_dir, cache_dir, "yes" if cache_write else "no")
 
     def process(self, output: list[str]) -> dict[str, EndpointState]:
         states: dict[str, EndpointState] = {}

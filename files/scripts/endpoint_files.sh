@@ -5,11 +5,12 @@
 # text. Changes nothing on the endpoints; with cache_dir, each key's public half is kept there
 # (root-only, one file per key named by its device, inode, mtime and size, with the passphrase
 # file that opened it and that file's identity), so openssl runs only for keys it has not seen.
-# Arguments: base_dir [cache_dir].
+# With cache_write "no" (a --dry run) the cache is only read: a dry run writes nothing anywhere.
+# Arguments: base_dir [cache_dir [cache_write]].
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-base=$1 cache=${2:-}
-if [ -n "$cache" ]; then (umask 077; mkdir -p "$cache") 2>/dev/null || cache=; fi
+base=$1 cache=${2:-} cache_write=${3:-yes}
+if [ -n "$cache" ] && [ "$cache_write" = yes ]; then (umask 077; mkdir -p "$cache") 2>/dev/null || cache=; fi
 # $1 marker prefix, $2 directory (for its mode), $3 key, $4... passphrase files to try.
 describe() {
   p=$1 dir=$2 key=$3
@@ -28,7 +29,7 @@ describe() {
     pass_meta=
     case $passin in file:*) pass_meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "${passin#file:}") ;; esac
     [ -z "$pass_meta" ] || echo "@@${p}key_pass ${pass_meta% *}"
-    if [ -n "$entry" ]; then
+    if [ -n "$entry" ] && [ "$cache_write" = yes ]; then
       (umask 077; printf '%s\n%s\n%s\n' "$passin" "${pass_meta##* }" "$public" > "$entry.$$" && mv -f "$entry.$$" "$entry") ||
         rm -f "$entry.$$"
     fi

@@ -18,9 +18,10 @@ CONFIG = "/etc/nginx/conf.d/bars-receiver.conf"
 
 
 def host_snapshot(lab) -> str:
-    """Every file under /etc (the deploy's files, nginx, nftables, units) with mode, owner and hash."""
-    return lab.ssh("find /etc -xdev \\( -type f -o -type d -o -type l \\) -printf '%p %m %u %g %s\\n' | sort;"
-                   " find /etc -xdev -type f -exec sha256sum {} + | sort").stdout
+    """Every file under /etc (the deploy's files, nginx, nftables, units) and /var/cache (the
+    public-key cache) with mode, owner and hash."""
+    return lab.ssh("find /etc /var/cache -xdev \\( -type f -o -type d -o -type l \\) -printf '%p %m %u %g %s\\n'"
+                   " | sort; find /etc /var/cache -xdev -type f -exec sha256sum {} + | sort").stdout
 
 
 def controller_snapshot(root) -> dict[str, str]:

@@ -56,9 +56,9 @@ def test_public_keys_are_cached_by_the_key_files_identity(tmp_path):
     (shim / "openssl").chmod(0o755)
     env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
 
-    def fact() -> tuple[dict, int]:
+    def fact(write: str = "yes") -> tuple[dict, int]:
         log.write_text("")
-        result = subprocess.run(["sh", "-c", script_text("endpoint_files"), "bars", str(base), str(cache)],
+        result = subprocess.run(["sh", "-c", script_text("endpoint_files"), "bars", str(base), str(cache), write],
                                 capture_output=True, text=True, env=env, check=True)
         return EndpointFiles().process(result.stdout.splitlines()), len(log.read_text().splitlines())
 
@@ -73,7 +73,10 @@ def test_public_keys_are_cached_by_the_key_files_identity(tmp_path):
         subprocess.run(["openssl", "genpkey", "-quiet", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:1024",
                         *options, "-out", str(generation / "key.pem")], check=True)
 
+    dry, dry_calls = fact("no")  # a --dry run reads keys but leaves no cache behind
+    assert dry_calls > 0 and not cache.exists()
     first, first_calls = fact()
+    assert first == dry
     again, again_calls = fact()
     assert first_calls > 0 and again_calls == 0
     assert again == first and all(state.key_public_pem for state in first.values())
