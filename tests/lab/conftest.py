@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from lab.ca import LabCA
 from lab.fleet import Fleet
 from lab.host import Lab
 from lab.project import Project, Run, endpoint, fqdn  # noqa: F401  (re-exported for test modules)
@@ -46,3 +47,19 @@ def fleet_project(fleet, tmp_path_factory) -> Project:
 @pytest.fixture(scope="module")
 def project(lab, tmp_path_factory) -> Project:
     return Project(tmp_path_factory.mktemp("project"), lab)
+
+
+@pytest.fixture(scope="module")
+def ca() -> LabCA:
+    """The lab CA, playing NHS England (and the BaRS proxy's CA); a module may define its own."""
+    return LabCA()
+
+
+@pytest.fixture(scope="module")
+def client(ca, tmp_path_factory):
+    """The BaRS proxy stand-in's client certificate from the lab CA: client.pem and client.key."""
+    directory = tmp_path_factory.mktemp("client")
+    key, cert = ca.issue_client("bars-proxy.lab.nhs.uk")
+    (directory / "client.key").write_bytes(key)
+    (directory / "client.pem").write_bytes(cert)
+    return directory

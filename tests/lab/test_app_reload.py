@@ -14,7 +14,6 @@ import time
 import pytest
 from cryptography import x509
 
-from lab.ca import LabCA
 from lab.project import endpoint, fqdn
 
 APP = fqdn("APP01")
@@ -39,11 +38,6 @@ def main_pid(lab) -> str:
 
 def cer(project):
     return project.root / "files" / "certs" / "test" / f"{APP}.cer"
-
-
-@pytest.fixture(scope="module")
-def ca() -> LabCA:
-    return LabCA()
 
 
 @pytest.fixture(scope="module")

@@ -53,21 +53,6 @@ def serial(pem: str | bytes | None) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def ca() -> LabCA:
-    return LabCA()
-
-
-@pytest.fixture(scope="module")
-def client(ca, tmp_path_factory):
-    """The BaRS proxy stand-in's client certificate (lab CA)."""
-    directory = tmp_path_factory.mktemp("client")
-    key, cert = ca.issue_client("bars-proxy.lab.nhs.uk")
-    (directory / "client.key").write_bytes(key)
-    (directory / "client.pem").write_bytes(cert)
-    return directory
-
-
-@pytest.fixture(scope="module")
 def deployed(fleet, fleet_project, ca):
     """Four hosts, two endpoints each: a first run (keys, CSRs), the lab CA signs, a second run."""
     fleet_project.write_fleet_inventory({index: endpoints(index) for index in HOSTS})

@@ -14,7 +14,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from lab.balancer import TcpBalancer
-from lab.ca import LabCA
 from lab.fleet import BALANCER, PROXY, host_address
 from lab.project import endpoint, fqdn
 
@@ -30,20 +29,6 @@ def stem(fleet, index: int) -> str:
 def serial_of(pem: str | bytes) -> int:
     data = pem.encode() if isinstance(pem, str) else pem
     return x509.load_pem_x509_certificates(data)[0].serial_number
-
-
-@pytest.fixture(scope="module")
-def ca() -> LabCA:
-    return LabCA()
-
-
-@pytest.fixture(scope="module")
-def client(ca, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("client")
-    key, cert = ca.issue_client("bars-proxy.lab.nhs.uk")
-    (directory / "client.key").write_bytes(key)
-    (directory / "client.pem").write_bytes(cert)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from lab.ca import LabCA
 from lab.project import endpoint, fqdn
 
 from .test_tls_ma import PROXY, curl, deploy_and_wait_for_reload, upstream_saw
@@ -27,11 +26,6 @@ ACTIVE = fqdn("LAB01")
 AUDIT_LOG = "/var/log/nginx/bars-receiver-audit.log"
 CODE_SYSTEM = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 ENDPOINTS = [endpoint("LAB01", receiver_path="/bars/")]
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return LabCA()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ import subprocess
 
 import pytest
 
-from lab.ca import LabCA
 from lab.project import PYINFRA, Run, endpoint, fqdn
 
 FIRST, SECOND, ADDED = fqdn("LAB01"), fqdn("LAB02"), fqdn("LAB03")
@@ -41,11 +40,6 @@ def run_from_root(project, *args: str, inventory: str = "test", check: bool = Tr
     if check and result.returncode != 0:
         raise AssertionError(f"pyinfra failed ({result.returncode}):\n{run.output[-4000:]}")
     return run
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return LabCA()
 
 
 @pytest.fixture(scope="module")

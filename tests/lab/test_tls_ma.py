@@ -15,7 +15,6 @@ import uuid
 import pytest
 from cryptography import x509
 
-from lab.ca import LabCA
 from lab.project import endpoint, fqdn
 
 ACTIVE = fqdn("LAB01")
@@ -23,11 +22,6 @@ REQUESTED = fqdn("LAB02")
 PROXY = "127.0.0.2"
 UPSTREAM_LOG = "/var/log/bars-lab-upstream.jsonl"
 CONFIG = "/etc/nginx/conf.d/bars-receiver.conf"
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return LabCA()
 
 
 @pytest.fixture(scope="module")
