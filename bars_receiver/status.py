@@ -274,14 +274,16 @@ class StatusReport(BaseStateCallback):
         sys.stderr.flush()
 
 
-_reports: dict[int, StatusReport] = {}
-
-
-def _report(state) -> StatusReport:
-    report = _reports.get(id(state))
-    if report is None:
-        report = _reports[id(state)] = StatusReport(state)
-        state.add_callback_handler(report)
+def _report(state, create: bool = True) -> StatusReport | None:
+    """This run's report: it lives on the run's own pyinfra State, as one of its callback handlers
+    (which is how it prints at the end), so no module-level state outlives or spans runs."""
+    for handler in state.callback_handlers:
+        if isinstance(handler, StatusReport):
+            return handler
+    if not create:
+        return None
+    report = StatusReport(state)
+    state.add_callback_handler(report)
     return report
 
 
@@ -303,7 +305,7 @@ def refusal_failure(state, host, refused: dict[str, str]) -> bool:
     else on this host has been done; the status table then shows these endpoints as ``refused``
     and the host's others as they are, not ``error``.
     """
-    report = _reports.get(id(state))
+    report = _report(state, create=False)
     if report is not None:
         report.refusal_hosts.add(host.name)
     for reason in refused.values():
