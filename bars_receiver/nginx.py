@@ -17,7 +17,7 @@ from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from .diffs import log_diff
-from .nginx_errors import EDGE_ERRORS
+from .nginx_errors import EDGE_ERRORS, ERROR_PREFIX
 from .nginx_escape import FILTERS, UnsafeValue, nginx_token
 from .nginx_verify import NJS_IMPORT, NJS_SET, Expected, ExpectedSite, verify
 from .settings import HostSettings
@@ -83,6 +83,8 @@ REMOVED_HEADERS = (
     "X-Client-Fingerprint", "X-Client-Verified", "X-Client-IP", "X-Client-Issuer",
     "X-Client-Subject", "X-SSL-Client-Cert", "X-SSL-Client-DN", "X-SSL-Client-Verify", "X-ARR-ClientCert",
     "X-Original-Forwarded-For", "X-Original-URL", "X-Rewrite-URL", "Client-IP", "True-Client-IP",
+    "X-Original-Host", "X-Forwarded-Uri", "X-Host", "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+    "X-Client-Cert-Sha256",
 )
 
 
@@ -117,6 +119,7 @@ def render_config(receiver: HostSettings, sites: list[Site]) -> str:
         timeout=settings.upstream_timeout,
         max_body_size=settings.max_body_size,
         edge_errors=EDGE_ERRORS,
+        error_prefix=ERROR_PREFIX,
         dot_segments=next(error for error in EDGE_ERRORS if error.name == "dot_segments"),
         removed_headers=REMOVED_HEADERS,
         njs_module=NJS_MODULE,

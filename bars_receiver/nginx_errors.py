@@ -13,6 +13,9 @@ import json
 from dataclasses import dataclass
 
 PROFILE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-OperationOutcome"
+# Where nginx sends its own errors: internal exact-match locations (``location = /__bars_error/x``),
+# never reachable from outside (``internal``) and never proxied.
+ERROR_PREFIX = "/__bars_error/"
 CODE_SYSTEM = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 
 
@@ -68,6 +71,17 @@ EDGE_ERRORS = (
     EdgeError("too_large", (413,), 413, "too-long", "REC_BAD_REQUEST",
               "The request body is larger than this receiver accepts (max_body_size). Send a smaller message, "
               "or ask the receiver's operator to raise max_body_size; do not retry unchanged."),
+    EdgeError("method_not_allowed", (405,), 405, "not-supported", "REC_BAD_REQUEST",
+              "The HTTP method is not accepted by the receiver's TLS-MA listener (e.g. TRACE). Use the method the "
+              "BaRS API defines for the request; do not retry unchanged."),
+    EdgeError("uri_too_long", (414,), 414, "too-long", "REC_BAD_REQUEST",
+              "The request URI is longer than the receiver's listener accepts. Send a shorter URI; do not retry "
+              "unchanged."),
+    EdgeError("not_implemented", (501,), 501, "not-supported", "REC_BAD_REQUEST",
+              "The request uses an HTTP feature the receiver's listener does not implement (e.g. a transfer coding "
+              "other than chunked). Send a plain HTTP/1.1 request; do not retry unchanged."),
+    EdgeError("http_version", (505,), 505, "not-supported", "REC_BAD_REQUEST",
+              "The HTTP version is not supported by the receiver's listener. Send HTTP/1.1; do not retry unchanged."),
     EdgeError("misdirected", (421,), 421, "invalid", "REC_BAD_REQUEST",
               "The Host header does not name the endpoint the TLS connection was made for (SNI). Send the request "
               "with Host equal to the endpoint's FQDN."),

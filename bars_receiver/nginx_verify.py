@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import crossplane
+
+from .nginx_errors import ERROR_PREFIX
 
 # Every directive the template may write, by the context it may appear in.
 HTTP_LEVEL = {"server_names_hash_bucket_size", "map", "server", "upstream", "log_format", "js_import", "js_set"}
@@ -42,6 +45,9 @@ LOCATION_LEVEL = {
 }
 UPSTREAM_LEVEL = {"server", "keepalive", "keepalive_timeout", "keepalive_requests"}
 IF_LEVEL = {"return"}
+
+
+_ERROR_TARGET = re.compile(re.escape(ERROR_PREFIX) + r"[a-z_]+")
 
 
 class ConfigRefused(ValueError):
@@ -164,8 +170,10 @@ def verify(text: str, expected: Expected) -> None:
                 codes = codes[:-1] + [codes[-1][1:]]
                 if not codes[-1].isdigit() or int(codes[-1]) < 400:
                     codes = []
-            if not codes or not all(c.isdigit() for c in codes) or not target.startswith("@bars_"):
-                problems.append(f"line {page['line']}: 'error_page {' '.join(page['args'])}' must send errors to a @bars_ location")
+            if not codes or not all(c.isdigit() for c in codes) or not _ERROR_TARGET.fullmatch(target) \
+                    or not any(loc["args"] == ["=", target] for loc in _all(block, "location")):
+                problems.append(f"line {page['line']}: 'error_page {' '.join(page['args'])}' must send errors to a "
+                                f"'location = {ERROR_PREFIX}<name>' of this server")
         for ret in _all(block, "return"):
             if not ret["args"] or not ret["args"][0].isdigit() or int(ret["args"][0]) < 400:
                 problems.append(f"line {ret['line']}: 'return {' '.join(ret['args'])}' would answer for the application")
@@ -219,16 +227,27 @@ def verify(text: str, expected: Expected) -> None:
 
 
 def _check_edge(line: int, block: list[dict], statuses: tuple[int, ...], problems: list[str]) -> None:
-    """Every nginx-generated status goes to a named location that answers a fixed OperationOutcome."""
+    """Every nginx-generated status goes to an internal error location that answers a fixed
+    OperationOutcome; no named location (a request nginx refuses while reading its request line has
+    no URI and cannot reach one)."""
     routed = {int(code) for args in _args(block, "error_page") for code in args[:-2] if code.isdigit()}
     if statuses and routed != set(statuses):
         problems.append(f"server at line {line}: error pages cover {sorted(routed)}, not {sorted(statuses)}")
-    for location in (d for d in block if d["directive"] == "location" and d["args"][0].startswith("@")):
+    for location in (d for d in block if d["directive"] == "location"):
+        args = location["args"]
+        if args[0].startswith("@"):
+            problems.append(f"line {location['line']}: named location {args[0]} is not used; errors go to "
+                            f"'location = {ERROR_PREFIX}<name>'")
+            continue
+        if not (len(args) == 2 and args[0] == "=" and args[1].startswith(ERROR_PREFIX)):
+            if any(a.startswith(ERROR_PREFIX) for a in args):
+                problems.append(f"line {location['line']}: an error location must be 'location = {ERROR_PREFIX}<name>'")
+            continue
         inner = location.get("block") or []
         returns = _args(inner, "return")
-        if [d["directive"] for d in inner] != ["allow", "return"] or _args(inner, "allow") != [["all"]] \
+        if [d["directive"] for d in inner] != ["internal", "allow", "return"] or _args(inner, "allow") != [["all"]] \
                 or len(returns[0]) != 2:
-            problems.append(f"line {location['line']}: {location['args'][0]} must only return a fixed answer")
+            problems.append(f"line {location['line']}: {args[1]} must be internal and only return a fixed answer")
             continue
         try:
             outcome = json.loads(nginx_unescape(returns[0][1]))

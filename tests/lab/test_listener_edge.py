@@ -162,6 +162,34 @@ def test_nginx_s_own_answers_are_operation_outcomes(active, lab, clients, case, 
     assert not upstream_saw(lab, request_id)
 
 
+@pytest.mark.parametrize("case, path, extra, want_status, ids_read", [
+    # Refused while nginx reads the request line: there is no URI yet, and no header has been read.
+    ("OPTIONS *", "/bars/metadata", ["-X", "OPTIONS", "--request-target", "*"], 400, False),
+    ("NUL in the path", "/bars/a%00b", [], 400, False),
+    ("URI too long", "/bars/" + "a" * 20000, [], 414, False),
+    # Refused after the headers were read.
+    ("TRACE", "/bars/metadata", ["-X", "TRACE"], 405, True),
+    ("raw backslash", "/bars/metadata", ["--request-target", "/bars/..\\admin"], 400, True),
+    ("'..;' segment", "/bars/..;/admin", [], 400, True),
+    ("double-encoded dot-segment", "/bars/%252e%252e/admin", [], 400, True),
+])
+def test_requests_nginx_refuses_early_get_operation_outcomes_too(active, lab, clients, case, path, extra,
+                                                                   want_status, ids_read):
+    """Never nginx's HTML page (or its 500 for a request it refused before it had a URI): an
+    OperationOutcome with the status; the IDs are echoed whenever nginx got as far as reading them."""
+    request_id, correlation_id, headers = ids()
+    status, answer_headers, body = curl(lab, active, path, clients["good"], headers=headers, extra=extra)
+    if ids_read:
+        assert_outcome(status, answer_headers, body, want_status, "REC_BAD_REQUEST", request_id, correlation_id)
+    else:
+        assert status == want_status, (status, body[:300])
+        assert answer_headers["content-type"].startswith("application/fhir+json"), answer_headers
+        outcome = json.loads(body)
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert outcome["issue"][0]["details"]["coding"][0]["code"] == "REC_BAD_REQUEST"
+    assert not upstream_saw(lab, request_id)
+
+
 def test_plain_http_to_the_tls_port_gets_an_operation_outcome(active, lab):
     request_id, correlation_id, headers = ids()
     argv = ["curl", "-sS", "--max-time", "10", "--interface", PROXY, "-D", "-",

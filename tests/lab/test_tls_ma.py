@@ -49,15 +49,16 @@ def clients(ca, tmp_path_factory):
     return made
 
 
-def curl(lab, project, path: str, client=None, headers=(), name: str = ACTIVE) -> tuple[int, dict, str]:
-    """An HTTPS request to the lab host from the proxy's address; (status, headers, body)."""
+def curl(lab, project, path: str, client=None, headers=(), name: str = ACTIVE, extra=()) -> tuple[int, dict, str]:
+    """An HTTPS request to the lab host from the proxy's address; (status, headers, body). ``extra``:
+    more curl options (a method, a raw request target)."""
     argv = ["curl", "-sS", "--max-time", "10", "--interface", PROXY, "--resolve", f"{name}:443:127.0.0.1",
             "--cacert", str(project.root / "files" / "ca" / "test" / "lab-root.pem"), "-D", "-", "--path-as-is"]
     if client:
         argv += ["--cert", str(client[0]), "--key", str(client[1])]
     for header in headers:
         argv += ["-H", header]
-    result = lab.netns_run([*argv, f"https://{name}{path}"], capture_output=True, text=True)
+    result = lab.netns_run([*argv, *extra, f"https://{name}{path}"], capture_output=True, text=True)
     if result.returncode != 0:
         return 0, {}, result.stderr
     head, _, body = result.stdout.partition("\n\n")  # text mode has turned CRLF into LF

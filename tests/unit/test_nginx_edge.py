@@ -9,7 +9,7 @@ import re
 import pytest
 
 from bars_receiver.nginx import REMOVED_HEADERS, render_config
-from bars_receiver.nginx_errors import CODE_SYSTEM, EDGE_ERRORS, PROFILE
+from bars_receiver.nginx_errors import CODE_SYSTEM, EDGE_ERRORS, ERROR_PREFIX, PROFILE
 from bars_receiver.nginx_verify import nginx_unescape, parse
 
 from .test_nginx_config import receiver, server_blocks, site
@@ -19,7 +19,8 @@ EXPECTED = {  # nginx status -> (status sent, BaRS code)
     495: (403, "REC_FORBIDDEN"), 496: (403, "REC_FORBIDDEN"), 403: (403, "REC_FORBIDDEN"),
     404: (404, "REC_NOT_FOUND"), 413: (413, "REC_BAD_REQUEST"), 421: (421, "REC_BAD_REQUEST"),
     500: (500, "REC_SERVER_ERROR"), 502: (503, "REC_SERVICE_UNAVAILABLE"), 503: (503, "REC_SERVICE_UNAVAILABLE"),
-    504: (504, "REC_TIMEOUT"),
+    504: (504, "REC_TIMEOUT"), 405: (405, "REC_BAD_REQUEST"), 414: (414, "REC_BAD_REQUEST"),
+    501: (501, "REC_BAD_REQUEST"), 505: (505, "REC_BAD_REQUEST"),
 }
 
 
@@ -40,20 +41,23 @@ def test_each_answer_is_a_uk_core_operation_outcome(error):
     assert "$" not in error.body
 
 
-def named_locations(text: str) -> dict[str, tuple[str, dict]]:
+def error_locations(text: str) -> dict[str, tuple[str, dict]]:
+    """The internal ``location = /__bars_error/<name>`` blocks: path -> (status, OperationOutcome)."""
     found = {}
     for server in (d for d in parse(text) if d["directive"] == "server"):
-        for location in (d for d in server["block"] if d["directive"] == "location" and d["args"][0].startswith("@")):
+        for location in (d for d in server["block"] if d["directive"] == "location" and d["args"][0] == "="
+                         and d["args"][1].startswith(ERROR_PREFIX)):
+            assert location["block"][0]["directive"] == "internal"  # never reachable from outside
             [ret] = [d["args"] for d in location["block"] if d["directive"] == "return"]
-            found[location["args"][0]] = (ret[0], json.loads(nginx_unescape(ret[1])))
+            found[location["args"][1]] = (ret[0], json.loads(nginx_unescape(ret[1])))
     return found
 
 
 def test_rendered_answers_parse_back_to_the_same_json(tmp_path):
     text = render_config(receiver(tmp_path), [site()])
-    answers = named_locations(text)
+    answers = error_locations(text)
     for error in (e for e in EDGE_ERRORS if e.nginx_statuses):
-        status, outcome = answers[f"@bars_{error.name}"]
+        status, outcome = answers[f"{ERROR_PREFIX}{error.name}"]
         assert int(status) == error.status and outcome == json.loads(error.body)
     for block in server_blocks(text):
         assert "add_header X-Request-ID $bars_request_id always;" in block

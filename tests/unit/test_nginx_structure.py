@@ -16,6 +16,7 @@ from bars_receiver.errors import InventoryError
 from bars_receiver.inventory import load_hosts
 from bars_receiver.nginx import Site, expected_config, render_config
 from bars_receiver.nginx_escape import UnsafeValue, nginx_map_key, nginx_token
+from bars_receiver.nginx_errors import ERROR_PREFIX
 from bars_receiver.nginx_verify import ConfigRefused, nginx_unescape, parse, verify
 
 from .test_nginx_config import REPO, receiver, site
@@ -136,9 +137,9 @@ def test_the_catch_all_serves_nothing(tmp_path):
     assert "root" not in names and "server_name" not in names and "proxy_pass" not in str(default)
     [location] = [d for d in default if d["directive"] == "location" and d["args"] == ["/"]]
     assert [d["directive"] for d in location["block"]] == ["return"]
-    for named in (d for d in default if d["directive"] == "location" and d != location):
-        assert named["args"][0].startswith("@bars_")
-        assert [d["directive"] for d in named["block"]] == ["allow", "return"]
+    for error in (d for d in default if d["directive"] == "location" and d != location):
+        assert error["args"][0] == "=" and error["args"][1].startswith(ERROR_PREFIX)
+        assert [d["directive"] for d in error["block"]] == ["internal", "allow", "return"]
     assert location["block"][0]["args"][0] == "421"
 
 
@@ -202,3 +203,19 @@ def test_any_validated_inventory_renders_to_the_verified_shape(dns, upstream_hos
     for server in servers:
         for listen in (d for d in server["block"] if d["directive"] == "listen"):
             assert listen["args"][:2] in (["443", "ssl"], ["[::]:443", "ssl"])
+
+
+@pytest.mark.parametrize("tamper", [
+    # a named location again: a request refused while nginx reads its request line cannot reach it
+    lambda t: t.replace(f"={400} {ERROR_PREFIX}bad_request;", "=400 @bars_bad_request;", 1),
+    # an error location reachable from outside
+    lambda t: t.replace("        internal;\n", "", 1),
+    # an error page sent to a location that does not exist
+    lambda t: t.replace(f"{ERROR_PREFIX}bad_request;", f"{ERROR_PREFIX}nowhere;", 1),
+])
+def test_error_pages_go_only_to_internal_fixed_answers(tmp_path, tamper):
+    host, sites, text = rendered(tmp_path)
+    changed = tamper(text)
+    assert changed != text
+    with pytest.raises(ConfigRefused):
+        verify(changed, expected_config(host, sites))
