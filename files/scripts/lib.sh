@@ -263,3 +263,14 @@ same_file() {
 on_every_core() {
   xargs -d '\n' -n "$1" -P "$(nproc 2>/dev/null || echo 1)" sh -c "$2" "$3"
 }
+
+# The hand-off state of an application's endpoints ($2: FQDNs separated by ','): each FQDN with
+# the generation its live/ names, in the order given; empty when none has a PFX yet.
+handoff_state() {
+  state=
+  for f in $(printf '%s' "$2" | tr ',' ' '); do
+    target=$(readlink "$1/$f/live" 2>/dev/null) || continue
+    state="$state$f=$target "
+  done
+  printf '%s' "${state% }"
+}

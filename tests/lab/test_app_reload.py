@@ -99,3 +99,17 @@ def test_an_application_that_does_not_come_up_fails_the_run(activated, lab, proj
         assert f"{UNIT}" in run.output and ("systemctl restart failed" in run.output or "not active" in run.output)
     finally:
         lab.ssh(f"rm -r /etc/systemd/system/{UNIT}.d && systemctl daemon-reload")
+
+
+def test_the_next_run_tells_an_application_an_earlier_run_could_not(activated, lab, project):
+    """The run above rebuilt the PFX but the application did not come up. Nothing on the controller
+    remembers that; the host's record of what the unit was told does, so the next run restarts it
+    with no change of its own, and the run after that changes nothing."""
+    assert lab.ssh(f"systemctl is-active {UNIT}", check=False).stdout.strip() != "active"
+    run = project.deploy()
+    assert f"Restart {UNIT}" in run.output, run.output[-4000:]
+    assert lab.ssh(f"systemctl is-active {UNIT}").stdout.strip() == "active"
+    current = x509.load_pem_x509_certificates(cer(project).read_bytes())[0]
+    assert presented_serial(lab) == current.serial_number
+    assert lab.ssh(f"stat -c '%a %U' /etc/bars-receiver/.app-told/{UNIT}").stdout.split() == ["600", "root"]
+    assert project.deploy().changed == 0
