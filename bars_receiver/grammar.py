@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
+from urllib.parse import urlsplit
 
 # --- DNS names and hosts -------------------------------------------------------------------
 
@@ -116,22 +117,29 @@ def upstream(value: str) -> str:
     return f"{scheme.lower()}://{canonical_host}" + (f":{port}" if port is not None else "")
 
 
+def upstream_parts(canonical: str) -> tuple[str, str, int]:
+    """(scheme, host without brackets, port) of the rebuilt form ``upstream`` returns, the scheme's
+    default port made explicit; port 0 when it cannot be read (callers refuse it)."""
+    parts = urlsplit(canonical)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname or "", port
+
+
 def upstream_local_port(canonical: str) -> int | None:
-    """The port of an upstream on this host's loopback (127.0.0.0/8, ::1 or localhost), from the
-    rebuilt form ``upstream`` returns; None for an upstream elsewhere. The firewall keeps that
-    port to the host itself, so an application bound wider than loopback is not reached directly."""
-    scheme, _, authority = canonical.partition("://")
-    matched = re.fullmatch(r"(\[[^\]]+\]|[^:]+)(?::([0-9]+))?", authority)
-    if not matched:
-        return None
-    name, port = matched.group(1).strip("[]"), matched.group(2)
+    """The port of an upstream on this host's loopback (127.0.0.0/8, ::1 or localhost); None for
+    an upstream elsewhere. The firewall keeps that port to the host itself, so an application
+    bound wider than loopback is not reached directly."""
+    _, name, port = upstream_parts(canonical)
     try:
         local = ipaddress.ip_address(name).is_loopback
     except ValueError:
         local = name == "localhost"
-    if not local:
-        return None
-    return int(port) if port else (443 if scheme == "https" else 80)
+    return port if local else None
 
 
 # --- receiver_path --------------------------------------------------------------------------

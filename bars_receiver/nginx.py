@@ -17,6 +17,7 @@ from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from .diffs import log_diff
+from .grammar import upstream_parts
 from .nginx_errors import EDGE_ERRORS, ERROR_PREFIX
 from .nginx_escape import FILTERS, UnsafeValue, nginx_token
 from .nginx_verify import NJS_IMPORT, NJS_SET, Expected, ExpectedSite, verify
@@ -55,16 +56,10 @@ class Site:
     @property
     def upstream_server(self) -> str:
         """host:port for nginx's upstream block (the validated URL, default port made explicit)."""
-        parts = urlsplit(self.upstream)
-        try:
-            port = parts.port
-        except ValueError:
-            port = 0
-        if port is None:
-            port = 443 if parts.scheme == "https" else 80
-        if not 1 <= port <= 65535 or not parts.hostname:
+        _, hostname, port = upstream_parts(self.upstream)
+        if not 1 <= port <= 65535 or not hostname:
             raise UnsafeValue(f"upstream {self.upstream!r} has no host or a port outside 1-65535")
-        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        host = f"[{hostname}]" if ":" in hostname else hostname
         return nginx_token(f"{host}:{port}")
 
     @property
