@@ -14,11 +14,13 @@ if str(PROJECT) not in sys.path:
 from pyinfra import host, local, state  # noqa: E402
 from pyinfra.api import DeployError  # noqa: E402
 
-from bars_receiver.certificate_facts import CertificateFiles  # noqa: E402
-from bars_receiver.certificate_operations import SharedList, key_refusals  # noqa: E402
-from bars_receiver.facts import PUBLIC_KEY_CACHE, EndpointFiles  # noqa: E402
-from bars_receiver.ownership import TAKE_OVER, ManagedBy, ownership_problem  # noqa: E402
+from bars_receiver.certificates.facts import CertificateFiles  # noqa: E402
+from bars_receiver.certificates.renewal import key_refusals  # noqa: E402
+from bars_receiver.shared import SharedList  # noqa: E402
+from bars_receiver.keys.facts import PUBLIC_KEY_CACHE, EndpointFiles  # noqa: E402
+from bars_receiver.ownership import TAKE_OVER, ownership_problem  # noqa: E402
 from bars_receiver.run_mode import is_dry  # noqa: E402
+from bars_receiver.shipping import SHIPPED, HostRecords  # noqa: E402
 
 
 def task(name: str) -> str:
@@ -33,8 +35,12 @@ if is_dry():
     # pyinfra skips change detection with -y; a dry run must still show every change.
     state.check_for_changes = True
 
-# Refused here, while operations are collected: no host has been changed yet.
-managed_by = host.get_fact(ManagedBy, base_dir=receiver.settings.base_dir)
+# Refused here, while operations are collected: no host has been changed yet. The same read says
+# which host scripts the host already holds (bars_receiver/shipping.py): operations upload only
+# the ones it lacks, so an unchanged run uploads nothing and reads nothing more.
+records = host.get_fact(HostRecords, base_dir=receiver.settings.base_dir)
+managed_by = records.managed_by
+setattr(host.data, SHIPPED, records.scripts)  # one record per host, shared by its tasks
 problem = ownership_problem(
     host.name,
     managed_by,
@@ -46,7 +52,7 @@ problem = ownership_problem(
 if problem:
     raise DeployError(problem)
 
-# A dry run only reads the host: the public-key cache is read but not filled.
+# A dry run only reads the host: the public-key and fact caches are read but not filled.
 endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir, cache_dir=PUBLIC_KEY_CACHE,
                                cache_write=not is_dry())
 certificate_files = host.get_fact(
@@ -55,6 +61,7 @@ certificate_files = host.get_fact(
     app_dir=receiver.settings.app_dir,
     password_source="env" if receiver.pfx_password is not None else "generated",
     app_group=receiver.settings.app_group,
+    cache_write=not is_dry(),
 )
 
 # Endpoints left exactly as they are on this host this run, with the reason: the controller refused

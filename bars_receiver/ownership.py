@@ -13,8 +13,8 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 
-from .diffs import log_diff
-from .shell import script_command
+from bars_receiver.diffs import log_diff
+from bars_receiver.shell import script_command
 
 RECORD = "managed-by"
 TAKE_OVER = "bars_take_over"  # pyinfra --data bars_take_over=<old inventory>
@@ -83,6 +83,13 @@ def managed_by(base_dir: str, inventory: str, environment: str, record: dict[str
     + inventory: the inventory's name
     + environment: int or prod
     + record: what ``ManagedBy`` read, or None
+
+    **Example:**
+
+    .. code:: python
+
+        managed_by(name="Record the managing inventory", base_dir="/etc/bars-receiver", inventory="int",
+                   environment="int", record=None)
     """
     if record == {"inventory": inventory, "environment": environment}:
         host.noop(f"{record_path(base_dir)} already names inventory {inventory}")

@@ -20,9 +20,10 @@ from pathlib import Path
 from pyinfra import host, logger
 from pyinfra.api import FactBase, FunctionCommand, StringCommand, operation
 
-from .request_pack import write_atomically
-from .scripts import run_script
-from .settings import HostSettings, ResolvedEndpoint, file_stem
+from bars_receiver.inventory.settings import HostSettings, ResolvedEndpoint, file_stem
+from bars_receiver.request_packs import write_atomically
+from bars_receiver.scripts import run_script
+from bars_receiver.shipping import host_script
 
 ARCHIVE = ".retired"
 RETIRED_MARK = "> **RETIRED.**"
@@ -68,56 +69,76 @@ class EndpointDirectories(FactBase):
 
 
 @operation()
-def retired_endpoint(base_dir: str, app_dir: str, fqdn: str, inventory: str, names: EndpointDirectoryNames):
+def retired_endpoint(base_dir: str, app_dir: str, fqdn: str, inventory: str, on_host: bool = True,
+                     archived: list[str] | None = None):
     """
     Archive a retired endpoint's key directory and hand-off directory, with a record.
 
-    + base_dir, app_dir: where the endpoint's directories are
+    + base_dir: where the endpoint's key directory is
+    + app_dir: where its hand-off directory is
     + fqdn: the endpoint
     + inventory: named in the record
-    + names: the ``EndpointDirectories`` fact
+    + on_host: whether the host still holds either directory (the ``EndpointDirectories`` fact);
+      False: nothing to do
+    + archived: its archives already under ``base_dir/.retired/`` (``<fqdn>/<UTC time>``), named
+      when there is nothing to do
 
     **Example:**
 
     .. code:: python
 
         retired_endpoint(name="Retire BaRS-INT-RX700...", base_dir="/etc/bars-receiver",
-                         app_dir="/etc/bars-receiver-app", fqdn="BaRS-INT-RX700...", inventory="int",
-                         names=names)
+                         app_dir="/etc/bars-receiver-app", fqdn="BaRS-INT-RX700.Acme.thirdparty.nhs.uk",
+                         inventory="int", on_host=True)
     """
-    if fqdn not in names.endpoints and fqdn not in names.handoffs:
-        archived = names.archived(fqdn)
-        where = f"{base_dir}/{ARCHIVE}/{archived[-1]}" if archived else "nothing was on this host"
+    if not on_host:
+        where = f"{base_dir}/{ARCHIVE}/{sorted(archived)[-1]}" if archived else "nothing was on this host"
         host.noop(f"{fqdn} is already retired ({where})")
         return
-    yield run_script("retire", base_dir, app_dir, fqdn, inventory)
+    yield from host_script("retire", base_dir, app_dir, fqdn, inventory)
 
 
 def archive_dir(receiver: HostSettings, fqdn: str) -> str:
     return f"{receiver.settings.base_dir}/{ARCHIVE}/{fqdn}"
 
 
-def retired_pack_files(receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str) -> dict[Path, str]:
-    """``requests/<inventory>/<fqdn>.md`` (and ``.next.md``, if any) with a RETIRED notice at the
-    top, stable from run to run: path -> the text it should hold. A missing note gets one of its own."""
-    notice = (
+def retirement_notice(receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str) -> str:
+    """The RETIRED notice put at the top of a retired endpoint's request notes."""
+    return (
         f"{RETIRED_MARK} `{endpoint.fqdn}` is retired (`retired: true` in "
         f"`inventories/{receiver.inventory}.yml`). Do not send this request. Its key directory and "
         f"application files are archived on `{host_name}` under `{archive_dir(receiver, endpoint.fqdn)}/`. "
         f"Ask {receiver.settings.bars_team_email} to remove the receiver URL "
         f"{endpoint.receiver_url(receiver.settings.listen_port)} from the Endpoint Catalogue.\n\n"
     )
-    files = {}
+
+
+def retired_note_paths(receiver: HostSettings, endpoint: ResolvedEndpoint) -> list[str]:
+    """The endpoint's request note and, after it, its renewal note (marked only if it exists)."""
     directory = Path(receiver.requests_dir)
-    for name in (f"{file_stem(endpoint)}.md", f"{file_stem(endpoint)}.next.md"):
-        path = directory / name
-        if not path.exists() and name.endswith(".next.md"):
+    return [str(directory / f"{file_stem(endpoint)}.md"), str(directory / f"{file_stem(endpoint)}.next.md")]
+
+
+def retired_notes(fqdn: str, notice: str, paths: list[str]) -> dict[Path, str]:
+    """Each note of ``paths`` with ``notice`` at the top, stable from run to run: path -> the text
+    it should hold. A missing first note gets one of its own; a missing later one is left out."""
+    files = {}
+    for index, name in enumerate(paths):
+        path = Path(name)
+        if not path.exists() and index > 0:
             continue
-        text = path.read_text(encoding="utf-8") if path.exists() else f"# {endpoint.fqdn}\n"
+        text = path.read_text(encoding="utf-8") if path.exists() else f"# {fqdn}\n"
         if text.startswith(RETIRED_MARK):
             text = text.split("\n\n", 1)[1] if "\n\n" in text else ""
         files[path] = notice + text
     return files
+
+
+def retired_pack_files(receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str) -> dict[Path, str]:
+    """``requests/<inventory>/<fqdn>.md`` (and ``.next.md``, if any) with a RETIRED notice at the
+    top, stable from run to run: path -> the text it should hold. A missing note gets one of its own."""
+    return retired_notes(endpoint.fqdn, retirement_notice(receiver, endpoint, host_name),
+                         retired_note_paths(receiver, endpoint))
 
 
 def _write_files(files: dict[Path, str]) -> None:
@@ -127,17 +148,28 @@ def _write_files(files: dict[Path, str]) -> None:
 
 
 @operation()
-def retired_request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint):
+def retired_request_pack(fqdn: str, notice: str, paths: list[str]):
     """
     Mark a retired endpoint's request pack retired, on the controller, when the operation executes
     (so ``--dry`` writes nothing).
 
-    + receiver: the host's settings
-    + endpoint: the retired endpoint
+    + fqdn: the retired endpoint
+    + notice: the RETIRED notice put at the top of each note (``retirement_notice``)
+    + paths: the controller's request note (made if missing), then its renewal note (marked only
+      if it exists)
+
+    **Example:**
+
+    .. code:: python
+
+        retired_request_pack(name="Request pack for BaRS-INT-RX700...: marked retired",
+                             fqdn="BaRS-INT-RX700.Acme.thirdparty.nhs.uk", notice="> **RETIRED.** ...",
+                             paths=["requests/int/BaRS-INT-RX700.Acme.thirdparty.nhs.uk.md",
+                                    "requests/int/BaRS-INT-RX700.Acme.thirdparty.nhs.uk.next.md"])
     """
-    files = retired_pack_files(receiver, endpoint, host.name)
+    files = retired_notes(fqdn, notice, paths)
     if all(path.exists() and path.read_text(encoding="utf-8") == text for path, text in files.items()):
-        host.noop(f"request pack for {endpoint.fqdn} already says retired")
+        host.noop(f"request pack for {fqdn} already says retired")
         return
     yield FunctionCommand(_write_files, (files,), {})
 

@@ -8,7 +8,9 @@ are all unset.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import sys
+from types import MappingProxyType
 from typing import Any
 
 import click
@@ -16,26 +18,26 @@ import pyinfra
 from pyinfra.api.exceptions import PyinfraError
 
 
-_parsed: dict[str, Any] | None = None
-
-
 def cli_params() -> dict[str, Any]:
     """The pyinfra CLI's parsed options. Deploy files run in greenlets, where click's context is not
-    visible, so the command line is parsed again (without running anything) and remembered."""
-    global _parsed
+    visible, so the command line is parsed again (without running anything)."""
     context = click.get_current_context(silent=True)
     if context is not None:
         return dict(context.params)
-    if _parsed is None:
-        _parsed = {}
-        if pyinfra.is_cli:
-            from pyinfra_cli.cli import cli  # noqa: PLC0415  (only under the CLI)
+    return dict(_parse(tuple(sys.argv[1:]), pyinfra.is_cli))
 
-            try:
-                _parsed = dict(cli.make_context("pyinfra", sys.argv[1:], resilient_parsing=True).params)
-            except click.ClickException:
-                _parsed = {}
-    return _parsed
+
+@functools.cache
+def _parse(argv: tuple[str, ...], is_cli: bool) -> MappingProxyType:
+    """The options of one command line, parsed once: a function of its arguments, not state."""
+    if not is_cli:
+        return MappingProxyType({})
+    from pyinfra_cli.cli import cli  # noqa: PLC0415  (only under the CLI)
+
+    try:
+        return MappingProxyType(dict(cli.make_context("pyinfra", list(argv), resilient_parsing=True).params))
+    except click.ClickException:
+        return MappingProxyType({})
 
 
 def is_dry() -> bool:

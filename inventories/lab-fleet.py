@@ -11,7 +11,7 @@ from pathlib import Path
 if str(Path(__file__).resolve().parent.parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bars_receiver.inventory import load_hosts  # noqa: E402
+from bars_receiver.inventory.loader import load_hosts  # noqa: E402
 from bars_receiver.run_mode import check_limit  # noqa: E402
 
 receivers = check_limit(load_hosts(Path(__file__).with_suffix(".yml")))

@@ -48,7 +48,7 @@ def deploy(lab: Lab | lab_fleet.Fleet, inventory: str = "lab") -> None:
 def lab_receivers(inventory: str = "lab"):
     """The validated lab inventory: the same settings the deploy used (endpoints, listen_port),
     as (host data, receiver) pairs."""
-    from bars_receiver.inventory import load_hosts
+    from bars_receiver.inventory.loader import load_hosts
 
     return [(data, data["receiver"]) for _, data in load_hosts(REPO / "inventories" / f"{inventory}.yml")]
 

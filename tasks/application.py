@@ -5,7 +5,7 @@ before telling the application: then this run tells it."""
 
 from pyinfra import host
 
-from bars_receiver.application import RECORDS, ApplicationsTold, application_told, stale, unit_endpoints, units_to_tell
+from bars_receiver.application.unit import RECORDS, ApplicationsTold, application_told, stale, unit_endpoints, units_to_tell
 
 receiver = host.data.receiver
 changes = host.data.get("application_changes") or []

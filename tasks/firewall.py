@@ -11,8 +11,8 @@ released only by tasks/firewall_release.py, after nginx is confirmed on the new 
 from pyinfra import host
 from pyinfra.operations import systemd
 
-from bars_receiver.nftables import RULES_PATH, TABLE, UNIT, UNIT_PATH, listener_firewall
-from bars_receiver.operations import file_atomically
+from bars_receiver.firewall.nftables import RULES_PATH, TABLE, UNIT, UNIT_PATH, listener_firewall
+from bars_receiver.host_files import file_atomically
 from bars_receiver.templates import render
 
 receiver = host.data.receiver
@@ -21,7 +21,7 @@ port = receiver.settings.listen_port
 listener_firewall(
     name=f"Firewall: only the BaRS proxy may reach port {port}",
     port=port,
-    sources=receiver.settings.proxy_addresses,
+    sources=[str(source) for source in receiver.settings.proxy_addresses],
     local_ports=receiver.local_upstream_ports,
 )
 

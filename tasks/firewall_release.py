@@ -4,7 +4,7 @@ before the table narrows). Until then strangers could reach neither port."""
 
 from pyinfra import host
 
-from bars_receiver.nftables import listener_firewall
+from bars_receiver.firewall.nftables import listener_firewall
 
 receiver = host.data.receiver
 port = receiver.settings.listen_port
@@ -12,7 +12,7 @@ port = receiver.settings.listen_port
 listener_firewall(
     name=f"Firewall: release earlier listener ports, nginx is on port {port}",
     port=port,
-    sources=receiver.settings.proxy_addresses,
+    sources=[str(source) for source in receiver.settings.proxy_addresses],
     local_ports=receiver.local_upstream_ports,
     transition="release",
 )

@@ -11,10 +11,11 @@ every core, so a first run's round trips do not grow with endpoints.
 
 from pyinfra import host
 
-from bars_receiver.certificate_operations import renewal_due
-from bars_receiver.facts import LIVE, NEXT
-from bars_receiver.operations import (
-    batch_name, certificate_requests, csr_reason, key_needs_care, private_directory, private_key, private_keys,
+from bars_receiver.certificates.renewal import renewal_due
+from bars_receiver.host_files import private_directory
+from bars_receiver.keys.facts import LIVE, NEXT
+from bars_receiver.keys.operations import (
+    batch_name, certificate_requests, csr_reason, key_arguments, key_needs_care, private_key, private_keys,
     reconciled_endpoints,
 )
 
@@ -57,7 +58,7 @@ for endpoint in receiver.endpoints:
                     name=batch_name(KEY_NAMES[role], [endpoint.fqdn]) + SUFFIX[role],
                     directory=directory,
                     role=role,
-                    state=part,
+                    **key_arguments(directory, role, part),
                     key_size=receiver.settings.key_size,
                     passphrase=receiver.key_passphrase,
                 )

@@ -9,17 +9,20 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import DeployError
+from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, systemd
 
-from bars_receiver.certificate_facts import INSTALLED_FILES
-from bars_receiver.certificate_operations import serving_state
-from bars_receiver.nginx import (
-    LIVE_CONFIG, NJS_DIR, NJS_MODULE, NJS_SOURCE, NginxLoaded, Site, checked_config, reload, render_config,
+from bars_receiver.certificates.facts import INSTALLED_FILES
+from bars_receiver.certificates.renewal import serving_state
+from bars_receiver.nginx.config import (
+    LIVE_CONFIG, NJS_DIR, NJS_MODULE, NJS_SOURCE, NginxLoaded, Site, checked_config, config_key, reload, render_config,
 )
-from bars_receiver.nginx_escape import UnsafeValue
-from bars_receiver.nginx_site import default_site_disabled
-from bars_receiver.nginx_verify import ConfigRefused
-from bars_receiver.operations import file_atomically
+from bars_receiver.certificates.x509 import sha256_hex
+from bars_receiver.host_files import file_atomically
+from bars_receiver.nginx.default_site import default_site_disabled
+from bars_receiver.nginx.escape import UnsafeValue
+from bars_receiver.nginx.verify import ConfigRefused
+from bars_receiver.render_cache import record, rendered_sha256
 
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
@@ -69,13 +72,21 @@ for endpoint in receiver.endpoints:
         crl=crl_path,
     ))
 
-try:
-    text = render_config(receiver, sites)
-except (UnsafeValue, ConfigRefused) as refused:
-    raise DeployError(
-        f"{host.name}: the rendered nginx configuration was refused before upload ({refused}); "
-        "nothing was changed on the host and nginx keeps serving"
-    ) from None
+# Read once: render_config skips its structural check when the text is the live file's, and
+# checked_config uploads (after nginx -t) only when it is not.
+live_sha256 = host.get_fact(Sha256File, path=LIVE_CONFIG) or ""  # "": no live file, nothing to skip
+# Not even rendered when an earlier run recorded that these exact inputs render to the live file.
+key = config_key(receiver, sites)
+text = None
+if not live_sha256 or rendered_sha256(receiver.project_dir, key) != live_sha256:
+    try:
+        text = render_config(receiver, sites, live_sha256=live_sha256)
+    except (UnsafeValue, ConfigRefused) as refused:
+        raise DeployError(
+            f"{host.name}: the rendered nginx configuration was refused before upload ({refused}); "
+            "nothing was changed on the host and nginx keeps serving"
+        ) from None
+    record(receiver.project_dir, key, sha256_hex(text.encode()))
 
 # Before the configuration that imports it: nginx -t loads the module.
 files.directory(name=f"{NJS_DIR} for the deploy's njs module", path=NJS_DIR, user="root", group="root", mode="755")
@@ -89,6 +100,7 @@ config = checked_config(
     name="nginx TLS-MA configuration (parsed and checked on the controller, then with nginx -t)",
     config=text,
     scratch_dir=receiver.settings.base_dir,
+    live_sha256=live_sha256,
 )
 if receiver.settings.disable_default_site:
     site = default_site_disabled(

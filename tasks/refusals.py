@@ -5,7 +5,7 @@ done. The reasons were printed as the inventory loaded and are in the status tab
 from pyinfra import host
 from pyinfra.operations import python
 
-from bars_receiver.status import refusal_failure
+from bars_receiver.status.report import refusal_failure
 
 refused = host.data.get("refused") or {}
 

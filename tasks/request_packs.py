@@ -10,8 +10,8 @@ matches the live key. A .next pack left by a run interrupted after the swap is r
 
 from pyinfra import host
 
-from bars_receiver.certificate_operations import key_role, renewal_due
-from bars_receiver.request_pack import (
+from bars_receiver.certificates.renewal import key_role, renewal_due
+from bars_receiver.request_packs import (
     HostReadback, no_renewal_pack, pack_current, promoted_request_pack, renewal_pack_present, request_pack,
 )
 

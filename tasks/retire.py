@@ -4,8 +4,11 @@ reported. Runs after tasks/nginx.py, so nginx has let go of the files before the
 
 from pyinfra import host, logger
 
-from bars_receiver.retire import EndpointDirectories, archive_dir, retired_endpoint, retired_request_pack, unmanaged
-from bars_receiver.status import Row, add_status
+from bars_receiver.retire import (
+    EndpointDirectories, archive_dir, retired_endpoint, retired_note_paths, retired_request_pack, retirement_notice,
+    unmanaged,
+)
+from bars_receiver.status.report import Row, add_status
 
 receiver = host.data.receiver
 settings = receiver.settings
@@ -19,9 +22,15 @@ for endpoint in receiver.retired:
         app_dir=settings.app_dir,
         fqdn=endpoint.fqdn,
         inventory=receiver.inventory,
-        names=names,
+        on_host=endpoint.fqdn in names.endpoints or endpoint.fqdn in names.handoffs,
+        archived=names.archived(endpoint.fqdn),
     )
-    retired_request_pack(name=f"Request pack for {endpoint.fqdn}: marked retired", receiver=receiver, endpoint=endpoint)
+    retired_request_pack(
+        name=f"Request pack for {endpoint.fqdn}: marked retired",
+        fqdn=endpoint.fqdn,
+        notice=retirement_notice(receiver, endpoint, host.name),
+        paths=retired_note_paths(receiver, endpoint),
+    )
     rows.append(Row(host.name, endpoint.fqdn, "retired", "-", "-", f"archived in {archive_dir(receiver, endpoint.fqdn)}/"))
 
 for name in unmanaged(receiver, names):

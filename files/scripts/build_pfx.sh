@@ -2,8 +2,9 @@
 # Build the PKCS#12 from the live generation's key and chain in a hand-off generation of its own
 # (receiver.pfx, pfx.pass, kestrel.env together), check it opens with its password, then rename
 # the hand-off's live onto it, so the application never sees a PFX beside another's password.
-# What it was built from goes to pfx.inputs (root-only, in the key directory) last. prepare.sh
-# cleared <handoff>/.staging and made .staging/gen (and a CI-secret password was uploaded there).
+# What it was built from goes to pfx.inputs (root-only, in the key directory) last. build_pfxs.sh
+# (or prepare.sh) cleared <handoff>/.staging and made .staging/gen (and put a CI-secret password
+# there). Run once per endpoint by build_pfxs.sh.
 # Arguments: keydir handoff fqdn profile password(upload|generate|keep) source group dirmode
 # filemode salt rounds (of the recorded sha512-crypt password hash).
 set -eu
@@ -28,8 +29,9 @@ esac
 live=$keydir/live
 passin=$(key_passin "$live/key.pem" "$live/key.pass") || fail "$live/key.pem: openssl cannot read it with its key.pass"
 openssl pkcs12 -export -inkey "$live/key.pem" -passin "$passin" -in "$live/chain.pem" -name "$fqdn" "$@" \
-  -passout "file:$gen/pfx.pass" -out "$gen/receiver.pfx"
-openssl pkcs12 -in "$gen/receiver.pfx" -passin "file:$gen/pfx.pass" -noout
+  -passout "file:$gen/pfx.pass" -out "$gen/receiver.pfx" || fail "$handoff: openssl could not build the PKCS#12 (the hand-off is as it was)"
+openssl pkcs12 -in "$gen/receiver.pfx" -passin "file:$gen/pfx.pass" -noout ||
+  fail "$handoff: the new PKCS#12 does not open with its password (the hand-off is as it was)"
 step "PKCS#12 built in staging"
 [ -d "$handoff/archive" ] || mkdir -m 700 "$handoff/archive"
 n=$(next_number "$handoff")
@@ -40,7 +42,9 @@ salt="rounds=$rounds\$${salt:-$(openssl rand -hex 8)}"
   echo "key_sha256 $(openssl pkey -in "$live/key.pem" -passin "$passin" -pubout -outform DER | sha256sum | cut -c1-64)"
   echo "profile $profile"
   echo "password_source $source"
-  echo "password_hash $(openssl passwd -6 -salt "$salt" -in "$gen/pfx.pass")"
+  # Only a CI-secret password is compared on the controller (by this slow, salted hash); a
+  # generated one never leaves the host, and 100,000 rounds per endpoint would double the build.
+  if [ "$source" = env ]; then echo "password_hash $(openssl passwd -6 -salt "$salt" -in "$gen/pfx.pass")"; fi
   echo "password_sha256 $(sha256sum < "$gen/pfx.pass" | cut -c1-64)"
 } > "$gen/pfx.inputs"
 handoff_modes "$handoff" "$group" "$dirmode" "$filemode" "$gen"

@@ -32,6 +32,20 @@ stage_clear() {
   mkdir -m 700 "$1/.staging"
 }
 
+# An empty .staging/gen in directory $1 (made 0700 if missing), where uploads and new files go;
+# with a role $2 (live or next), the key, key.pass and CSR of the generation it names are
+# hard-linked in (never copied), so a certificate can be added beside them.
+stage_generation() {
+  [ -d "$1" ] || mkdir -m 700 "$1"
+  stage_clear "$1"
+  mkdir -m 700 "$1/.staging/gen"
+  [ -n "${2:-}" ] || return 0
+  [ -f "$1/$2/key.pem" ] || fail "$1/$2/key.pem: there is no such key; nothing was switched"
+  for f in key.pem key.pass csr.pem; do
+    if [ -f "$1/$2/$f" ]; then ln "$1/$2/$f" "$1/.staging/gen/$f"; fi
+  done
+}
+
 # rename(2) a new symlink $1/$2 -> $3 over whatever is there.
 point() {
   ln -sfn "$3" "$1/.staging/.link.$2"
@@ -253,15 +267,35 @@ handoff_modes() {
   done
 }
 
+# Owner and modes of hand-off directory $1 and of its live generation (group $2, modes $3/$4).
+handoff_live_modes() {
+  gen_n=$(pointer_number "$1/live")
+  handoff_modes "$1" "$2" "$3" "$4" "${gen_n:+$1/archive/$gen_n}"
+}
+
+# Rewrite the live hand-off generation's kestrel.env in $1 (group $2, mode $3) by rename, from the
+# PFX path and the password in pfx.pass beside it.
+rewrite_env() {
+  gen_n=$(pointer_number "$1/live")
+  [ -n "$gen_n" ] || fail "$1: there is no live PKCS#12"
+  stage_clear "$1"
+  env_text "$1/archive/$gen_n/receiver.pfx" "$1/archive/$gen_n/pfx.pass" > "$1/.staging/kestrel.env"
+  chown "root:$2" "$1/.staging/kestrel.env"
+  chmod "$3" "$1/.staging/kestrel.env"
+  mv -f "$1/.staging/kestrel.env" "$1/archive/$gen_n/kestrel.env"
+  rm -rf "$1/.staging"
+}
+
 # Whether $1 and $2 are the same file (hard links of one key count as one).
 same_file() {
   [ -e "$1" ] && [ -e "$2" ] && [ "$(stat -L -c %d:%i "$1")" = "$(stat -L -c %d:%i "$2")" ]
 }
 
-# Run script text $2 (as $3) once per $1 lines of standard input, each line one argument, as many
-# at once as the host has cores. Fails when any run fails (xargs: 123, or 125 when one was killed).
-on_every_core() {
-  xargs -d '\n' -n "$1" -P "$(nproc 2>/dev/null || echo 1)" sh -c "$2" "$3"
+# Run script file $2 (a shipped host script: bars_receiver/shipping.py) as sh FILE once per $1
+# lines of standard input, each line one argument, as many at once as the host has cores; nothing
+# runs for empty input. Fails when any run fails (xargs: 123, or 125 when one was killed).
+on_every_core_file() {
+  xargs -r -d '\n' -n "$1" -P "$(nproc 2>/dev/null || echo 1)" sh "$2"
 }
 
 # The hand-off state of an application's endpoints ($2: FQDNs separated by ','): each FQDN with
@@ -273,4 +307,14 @@ handoff_state() {
     state="$state$f=$target "
   done
   printf '%s' "${state% }"
+}
+
+# A digest of everything nginx serves from: the live file $1 and every file it names with an ssl_*
+# or js_import directive (certificates, keys, CA bundle, CRL, password files). Only the digest is
+# printed (nginx_loaded.sh, nginx_reload.sh).
+served_digest() {
+  { cat "$1"
+    # One cat for every named file (the same bytes as one cat each), not a process per file.
+    sed -n 's/^[[:space:]]*\(ssl_[a-z_]*\|js_import\)[[:space:]]\(\/[^;]*\);$/\2/p' "$1" | sort -u | xargs -r cat --
+  } 2>/dev/null | sha256sum | cut -c1-64
 }

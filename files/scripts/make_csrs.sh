@@ -1,7 +1,7 @@
 #!/bin/sh
 # The CSRs of many endpoints in one command, as many at once as the host has cores: make_csr.sh
-# (its text is the first argument) once per endpoint under xargs -P.
-# Arguments: make_csr_script role dir fqdn [dir fqdn]...
+# (the path of its shipped file is the first argument) once per endpoint under xargs -P.
+# Arguments: make_csr_file role dir fqdn [dir fqdn]...
 set -eu
 umask 077
 # shellcheck source=lib.sh
@@ -11,4 +11,4 @@ shift 2
 while [ $# -ge 2 ]; do
   printf '%s\n%s\n%s\n' "$1" "$role" "$2"
   shift 2
-done | on_every_core 3 "$script" bars-make_csr
+done | on_every_core_file 3 "$script"

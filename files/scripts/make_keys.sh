@@ -1,11 +1,11 @@
 #!/bin/sh
 # New private keys for many endpoints in one command, as many at once as the host has cores:
-# make_key.sh (its text is the first argument) once per directory under xargs -P. Each key is
-# still made 0600 from birth in its own staged generation and never replaces one (make_key.sh
-# refuses). prepare.sh staged the first directory and, for encrypted keys, the passphrase was
+# make_key.sh (the path of its shipped file is the first argument) once per directory under
+# xargs -P. Each key is still made 0600 from birth in its own staged generation and never
+# replaces one (make_key.sh refuses). prepare.sh staged the first directory and, for encrypted keys, the passphrase was
 # uploaded into it; every other directory is staged here with a copy of that file (umask 077:
 # 0600 from birth; the passphrase is never an argument).
-# Arguments: make_key_script role bits protection(encrypted|plain) dir...
+# Arguments: make_key_file role bits protection(encrypted|plain) dir...
 set -eu
 umask 077
 # shellcheck source=lib.sh
@@ -22,4 +22,4 @@ for dir in "$@"; do
   if [ "$protection" = encrypted ]; then cp "$first/.staging/gen/key.pass" "$dir/.staging/gen/key.pass"; fi
 done
 for dir in "$@"; do printf '%s\n%s\n%s\n%s\n' "$dir" "$role" "$bits" "$protection"; done |
-  on_every_core 4 "$script" bars-make_key
+  on_every_core_file 4 "$script"

@@ -7,8 +7,11 @@
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
 set -eu
-enabled=/etc/nginx/sites-enabled/default
-package_file=/etc/nginx/sites-available/default
+# BARS_NGINX_DIR exists for tests only (tests/unit/test_host_scripts.py); hosts never set it.
+nginx_dir=${BARS_NGINX_DIR:-/etc/nginx}
+enabled=$nginx_dir/sites-enabled/default
+package_file=$nginx_dir/sites-available/default
+conffile=/etc/nginx/sites-available/default # the name dpkg records the conffile under
 
 state() {
   if [ ! -e "$enabled" ] && [ ! -L "$enabled" ]; then
@@ -17,7 +20,7 @@ state() {
   fi
   target=$(readlink -f "$enabled" || true)
   recorded=$(dpkg-query -W -f='${Conffiles}\n' nginx-common 2>/dev/null \
-    | awk -v f="$package_file" '$1 == f { print $2 }')
+    | awk -v f="$conffile" '$1 == f { print $2 }')
   actual=$(md5sum "$target" 2>/dev/null | cut -d' ' -f1 || true)
   if [ "$target" = "$package_file" ] && [ -n "$recorded" ] && [ "$recorded" = "$actual" ]; then
     echo untouched

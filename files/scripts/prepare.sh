@@ -7,13 +7,4 @@ set -eu
 umask 077
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-dir=$1 role=${2:-}
-[ -d "$dir" ] || mkdir -m 700 "$dir"
-stage_clear "$dir"
-mkdir -m 700 "$dir/.staging/gen"
-if [ -n "$role" ]; then
-  [ -f "$dir/$role/key.pem" ] || fail "$dir/$role/key.pem: there is no such key; nothing was switched"
-  for f in key.pem key.pass csr.pem; do
-    if [ -f "$dir/$role/$f" ]; then ln "$dir/$role/$f" "$dir/.staging/gen/$f"; fi
-  done
-fi
+stage_generation "$1" "${2:-}"

@@ -12,6 +12,8 @@ for dir in "$base"/*/; do
   dir=${dir%/}
   [ -z "$(repair_reasons "$dir")" ] || repair "$dir"
 done
+# Certificates a batched install staged when it was stopped (public material only).
+rm -rf "$base/.staging"
 # Secrets a PKCS#12 build staged when it was stopped.
 for dir in "$app"/*/; do
   [ -d "$dir/.staging" ] || continue

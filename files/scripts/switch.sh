@@ -1,9 +1,10 @@
 #!/bin/sh
-# Make the generation in .staging/gen (the key of the source role, hard-linked by prepare.sh,
+# Make the generation in .staging/gen (the key of the source role, hard-linked by stage_generation,
 # and the uploaded cert.pem, chain.pem, ca.pem) the one nginx and the PKCS#12 use: check that the
 # certificates are for that key, rename the directory into archive/<N>, then rename live onto
 # it. Before that rename nothing served has changed; after it, all of it has. A renewal (source
-# next) then drops the next pointer; its old live generation stays in archive/.
+# next) then drops the next pointer; its old live generation stays in archive/. Run once per
+# endpoint by install_certificates.sh.
 # Arguments: endpoint_dir source_role(live|next).
 set -eu
 umask 077

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from bars_receiver.nftables import RULES_PATH, UNIT, render_rules
+from bars_receiver.firewall.nftables import RULES_PATH, UNIT, render_rules
 from lab.ca import LabCA
 from lab.project import endpoint, fqdn
 
@@ -201,7 +201,7 @@ def test_the_listener_port_may_not_be_the_ssh_port(first_run, project, lab):
 def test_rules_that_are_not_our_table_never_leave_the_controller(first_run, caller, project, lab):
     """A rendered file that differs from the validated table (here an extra address) is stopped by
     the structural check on the controller, before anything is uploaded."""
-    module = project.root / "bars_receiver" / "nftables.py"
+    module = project.root / "bars_receiver" / "firewall" / "nftables.py"
     original = module.read_text()
     module.write_text(original + (
         "\n\n_render_rules = render_rules\n\n\n"
@@ -224,7 +224,7 @@ def test_rules_nft_rejects_change_nothing(first_run, caller, project, lab):
     """A candidate that fails `nft -c`: the run fails with nft's own message, and the live
     ruleset, the kept rules file and /tmp are exactly as before. (The controller's structural
     check would stop this file first; it is bypassed here to exercise nft's own check.)"""
-    module = project.root / "bars_receiver" / "nftables.py"
+    module = project.root / "bars_receiver" / "firewall" / "nftables.py"
     original = module.read_text()
     module.write_text(original + (
         "\n\n_render_rules = render_rules\n\n\n"

@@ -174,7 +174,7 @@ def test_broken_configuration_never_goes_live(active, lab, clients):
     name added to this copy's allow-list, test only) that nginx refuses never goes live."""
     before = lab.ssh(f"sha256sum {CONFIG}").stdout
     workers = nginx_workers(lab)
-    grammar = active.root / "bars_receiver" / "grammar.py"
+    grammar = active.root / "bars_receiver" / "inventory" / "grammar.py"
     original = grammar.read_text()
     grammar.write_text(original + '\nSTRONG_CIPHERS = (*STRONG_CIPHERS, "NO-SUCH-CIPHER")  # test only\n')
     active.write_inventory([endpoint("LAB01"), endpoint("LAB02")], settings={"tls_ciphers": "NO-SUCH-CIPHER"})

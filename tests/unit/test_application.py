@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from bars_receiver.application import units_to_tell
-from bars_receiver.settings import systemd_unit
+from bars_receiver.application.unit import units_to_tell
+from bars_receiver.inventory.settings import systemd_unit
 
 
 @pytest.mark.parametrize("name", ["bars-app.service", "kestrel@RX809.service", "a:b_c.d-e.service",
@@ -47,7 +47,7 @@ def test_a_unit_with_no_operation_this_run_is_still_listed():
 
 
 def test_a_unit_is_behind_when_its_hand_off_moved_since_it_was_told():
-    from bars_receiver.application import stale
+    from bars_receiver.application.unit import stale
 
     assert not stale({}, "app.service")  # no PFX yet: nothing to tell
     assert not stale({"app.service": ("", "")}, "app.service")
@@ -59,7 +59,7 @@ def test_a_unit_is_behind_when_its_hand_off_moved_since_it_was_told():
 def test_the_host_state_script_reports_record_and_hand_off(tmp_path):
     import subprocess
 
-    from bars_receiver.application import ApplicationsTold
+    from bars_receiver.application.unit import ApplicationsTold
     from bars_receiver.scripts import script_text
 
     records, app_dir = tmp_path / "told", tmp_path / "app"

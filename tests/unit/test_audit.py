@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from bars_receiver.audit import main
-from bars_receiver.x509 import fingerprint, spki_der
+from bars_receiver.certificates.x509 import fingerprint, spki_der
+from bars_receiver.status.audit import main
 from lab.ca import Authority
 
 REPO = Path(__file__).resolve().parents[2]

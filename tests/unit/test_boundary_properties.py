@@ -15,11 +15,11 @@ import re
 
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from bars_receiver import grammar
-from bars_receiver.addresses import check_union, parse_network
-from bars_receiver.dn import normalise_dn
-from bars_receiver.nftables import render_rules
-from bars_receiver.nftables_check import RulesMismatch, verify_rules
+from bars_receiver.firewall.nftables import render_rules
+from bars_receiver.firewall.rules_check import RulesMismatch, verify_rules
+from bars_receiver.inventory import grammar
+from bars_receiver.inventory.addresses import check_union, parse_network
+from bars_receiver.inventory.dn import normalise_dn
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 
@@ -201,8 +201,8 @@ def test_any_inventory_text_is_loaded_or_refused_with_a_message(ops):
     from pathlib import Path
     import shutil
 
-    from bars_receiver.errors import InventoryError
-    from bars_receiver.inventory import load_hosts
+    from bars_receiver.inventory.errors import InventoryError
+    from bars_receiver.inventory.loader import load_hosts
 
     text = _mutated(ops)
     with tempfile.TemporaryDirectory() as directory:

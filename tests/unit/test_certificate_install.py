@@ -20,12 +20,14 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from pydantic import SecretStr
 from pyinfra.api import FileUploadCommand, StringCommand
 
-from bars_receiver import certificate_operations as ops
-from bars_receiver.certificate_facts import CertificateFiles, InstalledCertificate, InstalledCertificates
-from bars_receiver.certificates import check_inventory_certificates
-from bars_receiver.facts import EndpointState, FileMeta
+from bars_receiver.application import handoff
+from bars_receiver.certificates import operations as ops
+from bars_receiver.certificates import renewal
+from bars_receiver.certificates.facts import CertificateFiles, InstalledCertificate, InstalledCertificates
+from bars_receiver.certificates.issued import check_inventory_certificates
+from bars_receiver.keys.facts import EndpointState, FileMeta
 from bars_receiver.scripts import script_text
-from bars_receiver.status import Row, endpoint_rows, format_table
+from bars_receiver.status.report import Row, endpoint_rows, format_table
 from lab.ca import Authority, new_key
 
 FQDN = "BaRS-INT-UNIT1.Acme.thirdparty.nhs.uk"
@@ -111,7 +113,7 @@ def host_dirs(tmp_path: Path) -> SimpleNamespace:
 
 
 def stage(key_dir: Path, certificate, source: str = "live") -> subprocess.CompletedProcess:
-    """What endpoint_certificate runs and uploads before switch.sh."""
+    """What install_certificates.sh stages for one endpoint before switch.sh."""
     prepared = run("prepare", str(key_dir), source)
     assert prepared.returncode == 0, prepared.stderr
     for name, text in (("cert.pem", certificate.leaf_pem), ("chain.pem", certificate.chain_pem), ("ca.pem", certificate.ca_pem)):
@@ -129,7 +131,7 @@ def build(dirs, profile="modern", password_step="generate", source="generated", 
     if prepare:
         assert run("prepare", str(dirs.handoff)).returncode == 0
     return run("build_pfx", str(dirs.key_dir), str(dirs.handoff), FQDN, profile, password_step, source, group,
-               dir_mode, file_mode, "", str(ops.HASH_ROUNDS))
+               dir_mode, file_mode, "", str(handoff.HASH_ROUNDS))
 
 
 def live_generation(directory: Path) -> Path:
@@ -233,15 +235,17 @@ def test_recorded_inputs_match_what_the_controller_computes(host_dirs):
     installed = fact(host_dirs).get(FQDN)
     assert installed.inputs["profile"] == "modern" and installed.inputs["password_source"] == "generated"
     assert "password_hash" not in installed.inputs  # a generated password's hash is never printed
+    # ... nor made: only a CI-secret password is compared by its slow hash on the controller.
+    assert "password_hash" not in (host_dirs.key_dir / "pfx.inputs").read_text()
     assert "password_sha256" not in installed.inputs
     assert installed.password_matches and installed.env_current
-    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", None) == []
-    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "legacy", None) == [
+    assert handoff.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", None) == []
+    assert handoff.rebuild_reasons(certificate, public_pem(KEY), installed, "legacy", None) == [
         "the profile changed from modern to legacy"]
-    assert ops.rebuild_reasons(certificate, public_pem(OTHER_KEY), installed, "modern", None) == ["the key changed"]
+    assert handoff.rebuild_reasons(certificate, public_pem(OTHER_KEY), installed, "modern", None) == ["the key changed"]
     other = issued(host_dirs.project / "again")
-    assert ops.rebuild_reasons(other, public_pem(KEY), installed, "modern", None) == ["the certificate or its chain changed"]
-    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", SecretStr("from-ci-secret")) == [
+    assert handoff.rebuild_reasons(other, public_pem(KEY), installed, "modern", None) == ["the certificate or its chain changed"]
+    assert handoff.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", SecretStr("from-ci-secret")) == [
         "the password source changed from generated to env"]
 
 
@@ -257,11 +261,12 @@ def test_ci_secret_password_is_compared_by_salted_hash(host_dirs):
     assert key is not None
     installed = fact(host_dirs, source="env").get(FQDN)
     record = installed.inputs["password_hash"]
+    assert f"password_hash {record}\n" in (host_dirs.key_dir / "pfx.inputs").read_text()
     assert "password_sha256" not in installed.inputs  # compared on the host, never printed
-    assert record.startswith(f"$6$rounds={ops.HASH_ROUNDS}$") and secret.get_secret_value() not in record
-    assert ops.password_hash(secret, record) == record
-    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", secret) == []
-    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", SecretStr("rotated-secret")) == [
+    assert record.startswith(f"$6$rounds={handoff.HASH_ROUNDS}$") and secret.get_secret_value() not in record
+    assert handoff.password_hash(secret, record) == record
+    assert handoff.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", secret) == []
+    assert handoff.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", SecretStr("rotated-secret")) == [
         "the password (pfx_password_env) changed"]
 
 
@@ -275,7 +280,7 @@ def test_tampered_password_file_or_env_file_is_noticed(host_dirs):
     (host_dirs.handoff / "pfx.pass").write_text("someone-edited-this\n")
     installed = fact(host_dirs).get(FQDN)
     assert not installed.password_matches
-    assert ops.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", None) == [
+    assert handoff.rebuild_reasons(certificate, public_pem(KEY), installed, "modern", None) == [
         "pfx.pass is not the password the PFX was built with"]
 
 
@@ -306,7 +311,28 @@ class FakeHost:
 def fake_host(monkeypatch) -> FakeHost:
     fake = FakeHost()
     monkeypatch.setattr(ops, "host", fake)
+    monkeypatch.setattr(handoff, "host", fake)
     return fake
+
+
+def commands_of(op, *args, **kwargs) -> list:
+    """What operation ``op`` yields on a host that already holds every shipped script."""
+    from pyinfra.context import ctx_host
+
+    from bars_receiver.shipping import SHIPPED, ShippedScripts, current_hashes
+
+    record = ShippedScripts(directory_ready=True, present=set(current_hashes()))
+    with ctx_host.use(SimpleNamespace(name="fake-host", data={SHIPPED: record}, noop=lambda message: None)):
+        return list(op._inner(*args, **kwargs))
+
+
+def runs(command, name: str) -> str:
+    """The arguments ``command`` gives host script ``name`` (``sh <its shipped file> ARGS``), or ''."""
+    from bars_receiver.shipping import SCRIPTS_DIR, script_hash
+
+    raw = str(command.get_raw_value())
+    prefix = f"sh {SCRIPTS_DIR}/{script_hash(name)}.sh"
+    return raw[len(prefix):].strip() if raw.startswith(prefix) else ""
 
 
 def sha(text: str) -> str:
@@ -324,36 +350,52 @@ def installed_like(certificate, **overrides) -> InstalledCertificate:
     return state
 
 
-def test_installed_certificate_is_a_noop(tmp_path, fake_host):
+def test_installed_certificate_needs_nothing(tmp_path):
     certificate = issued(tmp_path)
-    commands = list(ops.endpoint_certificate._inner("/etc/bars-receiver/x", certificate, installed_like(certificate)))
-    assert commands == [] and "already installed" in fake_host.noops[0]
+    assert ops.install_action(certificate, installed_like(certificate), swap_keys=False) is None
+    loose = installed_like(certificate)
+    loose.modes["chain.pem"] = FileMeta("600", 0, 0)
+    assert ops.install_action(certificate, loose, swap_keys=False) == "modes"
 
 
-def test_changed_certificate_is_uploaded_then_checked_by_the_host(tmp_path, fake_host):
+def test_changed_certificate_is_uploaded_in_one_bundle_then_checked_by_the_host(tmp_path, fake_host):
+    import tarfile
+
     certificate = issued(tmp_path)
     state = installed_like(certificate)
     state.files["cert.pem"] = "0" * 64
-    commands = list(ops.endpoint_certificate._inner("/etc/bars-receiver/x", certificate, state))
-    prepare, *uploads, switch = commands
-    assert "bars-prepare /etc/bars-receiver/x live" in prepare.get_raw_value()
-    assert [upload.dest for upload in uploads] == [  # all three, into a new generation: never over live files
-        f"/etc/bars-receiver/x/.staging/gen/{name}" for name in ("cert.pem", "chain.pem", "ca.pem")]
-    assert switch.get_raw_value().endswith("bars-switch /etc/bars-receiver/x live")
+    assert ops.install_action(certificate, state, swap_keys=False) == "live"
+    files = (certificate.leaf_pem, certificate.chain_pem, certificate.ca_pem)
+    installs = [("/etc/bars-receiver/x", "live", *files), ("/etc/bars-receiver/y", "live", *files)]
+    commands = commands_of(ops.certificates_installed, "/etc/bars-receiver", installs, ["/etc/bars-receiver/z"])
+    prepare, upload, batch = commands  # the same three commands for any number of endpoints
+    assert runs(prepare, "prepare") == "/etc/bars-receiver"
+    assert isinstance(upload, FileUploadCommand) and upload.dest == "/etc/bars-receiver/.staging/certificates.tar"
+    with tarfile.open(fileobj=upload.src) as tar:  # never over live files: staged, then switched
+        assert tar.getnames() == [f"{n}/{name}" for n in (1, 2) for name in ("cert.pem", "chain.pem", "ca.pem")]
+        assert tar.extractfile("2/chain.pem").read().decode() == certificate.chain_pem
+    from bars_receiver.shipping import SCRIPTS_DIR, script_hash
+
+    assert runs(batch, "install_certificates") == (  # switch.sh's shipped file, then the endpoints
+        f"{SCRIPTS_DIR}/{script_hash('switch')}.sh /etc/bars-receiver /etc/bars-receiver/.staging/certificates.tar "
+        "/etc/bars-receiver/x live /etc/bars-receiver/y live /etc/bars-receiver/z modes")
+    assert ops.certificate_bundle([files]).getvalue() == ops.certificate_bundle([files]).getvalue()  # same bytes
+    (only,) = commands_of(ops.certificates_installed, "/etc/bars-receiver", [], ["/etc/bars-receiver/z"])
+    assert runs(only, "install_certificates").endswith(" /etc/bars-receiver '' /etc/bars-receiver/z modes")  # no upload
 
 
 def test_pfx_with_env_password_uploads_into_a_precreated_private_file(tmp_path, fake_host):
-    certificate = issued(tmp_path)
     secret = SecretStr("never-in-argv-123")
-    commands = list(ops.pkcs12_bundle._inner(
-        "/k", "/a/x", FQDN, certificate, public_pem(KEY), InstalledCertificate(), password=secret))
-    prepare, create, upload, build_command = commands
-    assert prepare.get_raw_value().endswith("bars-prepare /a/x")  # clears and makes the root-only staging
+    handoffs = [("/k", "/a/x", FQDN, "upload"), ("/k2", "/a/y", "BaRS-INT-UNIT2.Acme.thirdparty.nhs.uk", "upload")]
+    commands = commands_of(handoff.pkcs12_bundles, handoffs, password=secret)
+    prepare, create, upload, build_command = commands  # one upload for every endpoint
+    assert runs(prepare, "prepare") == "/a/x"  # clears and makes the root-only staging
     script = str(create.bits[2].obj if hasattr(create.bits[2], "obj") else create.bits[2])
     assert 'umask 077' in script and ': > "$1"' in script  # empty and private before the upload
     assert create.get_raw_value().endswith("/a/x/.staging/gen/pfx.pass")
     assert isinstance(upload, FileUploadCommand) and upload.dest == "/a/x/.staging/gen/pfx.pass"
     assert upload.src.getvalue() == "never-in-argv-123\n"
+    assert runs(build_command, "build_pfxs").endswith(f"/k /a/x {FQDN} upload /k2 /a/y BaRS-INT-UNIT2.Acme.thirdparty.nhs.uk upload")
     for command in (create, build_command):
         assert "never-in-argv" not in command.get_raw_value()
 
@@ -361,10 +403,8 @@ def test_pfx_with_env_password_uploads_into_a_precreated_private_file(tmp_path, 
 def test_missing_app_group_fails_the_operation(tmp_path, fake_host):
     from pyinfra.api import OperationError
 
-    certificate = issued(tmp_path)
     with pytest.raises(OperationError, match="does not exist"):
-        list(ops.pkcs12_bundle._inner("/k", "/a/x", FQDN, certificate, public_pem(KEY), InstalledCertificate(),
-                                      app_group="barsapp", group_gid=None))
+        commands_of(handoff.pkcs12_bundles, [("/k", "/a/x", FQDN, "generate")], app_group="barsapp", group_gid=None)
 
 
 def test_permissions_follow_app_group_without_a_rebuild(host_dirs, fake_host):
@@ -372,14 +412,32 @@ def test_permissions_follow_app_group_without_a_rebuild(host_dirs, fake_host):
     install(host_dirs, certificate)
     build(host_dirs)
     installed = fact(host_dirs).get(FQDN)
-    commands = list(ops.pkcs12_bundle._inner(str(host_dirs.key_dir), str(host_dirs.handoff), FQDN, certificate,
-                                             public_pem(KEY), installed, app_group="barsapp", group_gid=1234))
-    raw = [c.get_raw_value() for c in commands]
-    assert len(raw) == 1 and raw[0].endswith("bars-handoff_modes " + f"{host_dirs.handoff} barsapp 750 640")  # no rebuild
-    assert not any("pkcs12 -export" in r for r in raw)
-    assert list(ops.pkcs12_bundle._inner(str(host_dirs.key_dir), str(host_dirs.handoff), FQDN, certificate,
-                                         public_pem(KEY), installed)) == []
-    assert "already built" in fake_host.noops[-1]
+    assert handoff.handoff_actions(certificate, public_pem(KEY), installed, "modern", None, None, None) == []
+    actions = handoff.handoff_actions(certificate, public_pem(KEY), installed, "modern", None, "barsapp", 1234)
+    assert actions == ["modes"]  # no rebuild
+    commands = commands_of(handoff.pkcs12_bundles, [(str(host_dirs.key_dir), str(host_dirs.handoff), FQDN, "modes")],
+                           app_group="barsapp", group_gid=1234)
+    raw = [runs(c, "build_pfxs") for c in commands]
+    assert len(raw) == 1 and " barsapp 750 640 " in raw[0] and raw[0].endswith(f"{host_dirs.handoff} {FQDN} modes")
+    pfx_before = (host_dirs.handoff / "receiver.pfx").read_bytes()
+    result = run("build_pfxs", "unused: nothing is built", "modern", "generated", "root", "700", "600", "", "1000",
+                 str(host_dirs.key_dir), str(host_dirs.handoff), FQDN, "modes")
+    assert result.returncode == 0, result.stderr
+    assert (host_dirs.handoff / "receiver.pfx").read_bytes() == pfx_before  # not rebuilt
+    (host_dirs.handoff / "kestrel.env").write_text("stale\n")
+    assert handoff.handoff_actions(certificate, public_pem(KEY), fact(host_dirs).get(FQDN), "modern", None, None, None) == ["env"]
+    assert commands_of(handoff.pkcs12_bundles, []) == [] and "no PKCS#12" in fake_host.noops[-1]
+
+
+def test_a_rebuild_keeps_the_password_the_application_has(host_dirs):
+    certificate = issued(host_dirs.project)
+    install(host_dirs, certificate)
+    assert handoff.handoff_actions(certificate, public_pem(KEY), fact(host_dirs).get(FQDN), "modern", None, None, None) == [
+        "generate"]
+    build(host_dirs)
+    installed = fact(host_dirs).get(FQDN)
+    assert handoff.handoff_actions(certificate, public_pem(KEY), installed, "legacy", None, None, None) == ["keep"]
+    assert handoff.handoff_actions(certificate, public_pem(KEY), installed, "modern", SecretStr("s"), None, None) == ["upload"]
 
 
 # ---------------------------------------------------------------- refusals before the host is touched
@@ -395,25 +453,25 @@ def receiver_with(certificate, settings=None):
 
 def test_host_without_the_key_refuses_that_endpoint(tmp_path):
     receiver = receiver_with(issued(tmp_path))
-    assert list(ops.key_refusals(receiver, {})) == [FQDN]
-    problem = ops.key_refusals(receiver, {})[FQDN]
+    assert list(renewal.key_refusals(receiver, {})) == [FQDN]
+    problem = renewal.key_refusals(receiver, {})[FQDN]
     assert problem.startswith(f"files/certs/int/{FQDN}.cer: ") and "the key it was issued for is gone" in problem
-    assert ops.host_problems(receiver, InstalledCertificates()) == []  # the rest of the host goes ahead
+    assert renewal.host_problems(receiver, InstalledCertificates()) == []  # the rest of the host goes ahead
 
 
 def test_host_with_another_key_refuses_that_endpoint(tmp_path):
     receiver = receiver_with(issued(tmp_path))
     state = EndpointState(key=FileMeta("600", 0, 0), key_public_pem=public_pem(OTHER_KEY))
-    problem = ops.key_refusals(receiver, {FQDN: state})[FQDN]
+    problem = renewal.key_refusals(receiver, {FQDN: state})[FQDN]
     assert "is a different key" in problem and f"requests/int/{FQDN}.csr" in problem
 
 
 def test_host_with_the_right_key_but_no_app_group_is_refused(tmp_path):
     receiver = receiver_with(issued(tmp_path), {"app_group": "barsapp"})
     state = EndpointState(key=FileMeta("600", 0, 0), key_public_pem=public_pem(KEY))
-    assert ops.key_refusals(receiver, {FQDN: state}) == {}
-    assert ops.host_problems(receiver, InstalledCertificates(group_gid=1000)) == []
-    (problem,) = ops.host_problems(receiver, InstalledCertificates(group_missing=True))
+    assert renewal.key_refusals(receiver, {FQDN: state}) == {}
+    assert renewal.host_problems(receiver, InstalledCertificates(group_gid=1000)) == []
+    (problem,) = renewal.host_problems(receiver, InstalledCertificates(group_missing=True))
     assert "app_group 'barsapp' does not exist" in problem
 
 
@@ -457,7 +515,7 @@ def test_status_table_shows_each_state(tmp_path):
 
 
 def test_status_rows_for_refused_unreachable_and_failed(tmp_path):
-    from bars_receiver.status import host_rows
+    from bars_receiver.status.report import host_rows
 
     certificate = issued(tmp_path)
     receiver = receiver_with(certificate)

@@ -18,9 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from bars_receiver.certificates import check_inventory_certificates, normalise_fingerprint
-from bars_receiver.errors import InventoryError
-from bars_receiver.inventory import load_hosts
+from bars_receiver.certificates.ca_bundle import normalise_fingerprint
+from bars_receiver.certificates.issued import check_inventory_certificates
+from bars_receiver.inventory.errors import InventoryError
+from bars_receiver.inventory.loader import load_hosts
 from lab.ca import Authority
 
 REPO = Path(__file__).resolve().parents[2]

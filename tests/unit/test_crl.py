@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from bars_receiver.certificates import CABundle
-from bars_receiver.crl import check_client_crl
+from bars_receiver.certificates.crl import check_client_crl
+from bars_receiver.certificates.ca_bundle import CABundle
 from lab.ca import Authority
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -100,8 +100,8 @@ def test_inventory_names_the_crl_file_and_the_setting(tmp_path, authority):
 
     import yaml
 
-    from bars_receiver.errors import InventoryError
-    from bars_receiver.inventory import load_hosts
+    from bars_receiver.inventory.errors import InventoryError
+    from bars_receiver.inventory.loader import load_hosts
 
     repo = Path(__file__).resolve().parents[2]
     shutil.copytree(repo / "group_data", tmp_path / "group_data")

@@ -8,9 +8,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from bars_receiver.operations import csr_reason
-from bars_receiver.facts import EndpointState
-from bars_receiver.x509 import csr_problem, fingerprint
+from bars_receiver.certificates.x509 import csr_problem, fingerprint
+from bars_receiver.keys.facts import EndpointState
+from bars_receiver.keys.operations import csr_reason
 
 FQDN = "BaRS-INT-RX809.Acme.thirdparty.nhs.uk"
 

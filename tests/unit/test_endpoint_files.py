@@ -1,6 +1,6 @@
 """Parsing the batched fact's output: one command describes every endpoint directory."""
 
-from bars_receiver.facts import EndpointFiles
+from bars_receiver.keys.facts import EndpointFiles
 
 PUBLIC = ["-----BEGIN PUBLIC KEY-----", "MIIBIjAN", "-----END PUBLIC KEY-----"]
 CSR = ["-----BEGIN CERTIFICATE REQUEST-----", "MIICnjCC", "-----END CERTIFICATE REQUEST-----"]
@@ -89,8 +89,8 @@ def test_public_keys_are_cached_by_the_key_files_identity(tmp_path):
 
 
 def test_only_a_key_that_needs_care_gets_an_operation():
-    from bars_receiver.facts import EndpointState, FileMeta
-    from bars_receiver.operations import key_needs_care
+    from bars_receiver.keys.facts import EndpointState, FileMeta
+    from bars_receiver.keys.operations import key_needs_care
 
     tight, loose = FileMeta("600", 0, 0), FileMeta("644", 0, 0)
     assert not key_needs_care(EndpointState(dir=FileMeta("700", 0, 0), key=tight, key_pass=tight))

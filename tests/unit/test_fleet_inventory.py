@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bars_receiver.errors import InventoryError
-from bars_receiver.inventory import load_hosts
+from bars_receiver.inventory.errors import InventoryError
+from bars_receiver.inventory.loader import load_hosts
 
 REPO = Path(__file__).resolve().parents[2]
 FQDN = "BaRS-INT-RX809.Acme.thirdparty.nhs.uk"
@@ -79,7 +79,7 @@ def test_a_retired_endpoint_is_kept_apart_from_the_served_ones(project):
 
 def test_a_load_balanced_certificate_is_read_from_its_hosts_file(project):
     """files/certs/int/<fqdn>@<host>.cer belongs to that host; a file for an unknown host is ignored."""
-    from bars_receiver.certificates import check_inventory_certificates
+    from bars_receiver.certificates.issued import check_inventory_certificates
 
     (project / "files" / "certs" / "int").mkdir(parents=True)
     (project / "files" / "certs" / "int" / f"{FQDN}@rx-c.cer").write_text("not used")

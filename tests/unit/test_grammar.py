@@ -1,4 +1,4 @@
-"""The strict grammars (grammar.py, dn.py, addresses.py): what each accepts, how it rebuilds it,
+"""The strict grammars (inventory/grammar.py, inventory/dn.py, inventory/addresses.py): what each accepts, how it rebuilds it,
 and that each bad class is refused with what is right."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import ipaddress
 
 import pytest
 
-from bars_receiver import grammar
-from bars_receiver.addresses import check_union, parse_network
-from bars_receiver.dn import normalise_dn
+from bars_receiver.inventory import grammar
+from bars_receiver.inventory.addresses import check_union, parse_network
+from bars_receiver.inventory.dn import normalise_dn
 
 
 @pytest.mark.parametrize("written, canonical", [

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bars_receiver.errors import InventoryError
-from bars_receiver.inventory import load_hosts
+from bars_receiver.inventory.errors import InventoryError
+from bars_receiver.inventory.loader import load_hosts
 
 REPO = Path(__file__).resolve().parents[2]
 

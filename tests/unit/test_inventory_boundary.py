@@ -8,9 +8,9 @@ import copy
 import pytest
 import yaml
 
-from bars_receiver.errors import MAX_SHOWN, InventoryError
-from bars_receiver.inventory import load_hosts
-from bars_receiver.yaml12 import MAX_BYTES
+from bars_receiver.inventory.errors import MAX_SHOWN, InventoryError
+from bars_receiver.inventory.loader import load_hosts
+from bars_receiver.inventory.yaml12 import MAX_BYTES
 
 from .test_inventory import GOOD, project  # noqa: F401  (fixture)
 
@@ -169,7 +169,7 @@ def test_client_crl_naming_a_directory_is_a_message(project):
 
 
 def test_a_defect_in_the_checks_is_still_a_message_naming_the_file(project, monkeypatch):
-    import bars_receiver.inventory as inventory
+    import bars_receiver.inventory.loader as inventory
 
     def broken(*args, **kwargs):
         raise KeyError("boom")

@@ -18,7 +18,7 @@ from pyinfra.api import FileUploadCommand
 from pyinfra.context import ctx_host
 from pyinfra.facts.files import Sha256File
 
-from bars_receiver.nftables import (
+from bars_receiver.firewall.nftables import (
     RULES_PATH,
     NftablesTable,
     desired_table,
@@ -27,6 +27,10 @@ from bars_receiver.nftables import (
     render_rules,
     table_state,
 )
+from bars_receiver.scripts import script_text
+from bars_receiver.shipping import SCRIPTS_DIR, SHIPPED, ShippedScripts, script_hash
+
+APPLY_SCRIPT = f"{SCRIPTS_DIR}/{script_hash('firewall_apply')}.sh"
 
 SOURCES = [ipaddress.ip_network(a) for a in ("35.197.254.55", "35.246.55.143", "2001:db8:ba25::/48")]
 LISTING = json.loads((Path(__file__).parent / "data" / "nft-1.0.6-list-table.json").read_text())
@@ -160,6 +164,8 @@ class FakeHost:
     def __init__(self, live, kept):
         self.facts = {NftablesTable: live, Sha256File: kept}
         self.noops: list[str] = []
+        # The host already holds the apply script (bars_receiver/shipping.py): it is run, not sent.
+        self.data = {SHIPPED: ShippedScripts(directory_ready=True, present={script_hash("firewall_apply")})}
 
     def get_fact(self, fact, **kwargs):
         return self.facts[fact]
@@ -201,9 +207,9 @@ def test_any_difference_uploads_checks_and_applies(live, kept):
     upload, apply = commands
     assert isinstance(upload, FileUploadCommand) and upload.dest == "/tmp/pyinfra-candidate"
     assert upload.src.getvalue() == render_rules(443, SOURCES)
-    script = str(apply)
+    assert str(apply) == f"sh {APPLY_SCRIPT} /tmp/pyinfra-candidate {RULES_PATH}"
+    script = script_text("firewall_apply")
     assert script.index("nft -c -f") < script.index('nft -f "$candidate"') < script.index('mv -f "$staged"')
-    assert script.endswith(f" /tmp/pyinfra-candidate {RULES_PATH}")
 
 
 # ---- listen_port changes: the old and the new port filtered together until nginx has moved
@@ -241,16 +247,16 @@ def test_a_port_change_first_widens_to_both_ports():
     commands, _ = run_transition(desired_table(443, SOURCES), "widen")
     upload, apply = commands
     assert upload.src.getvalue() == render_rules([443, 8443], SOURCES)
-    assert str(apply).endswith(f" /tmp/pyinfra-candidate {RULES_PATH}")  # no listener check to widen
+    assert str(apply) == f"sh {APPLY_SCRIPT} /tmp/pyinfra-candidate {RULES_PATH}"  # no listener check to widen
 
 
 def test_after_nginx_the_old_port_is_released_only_once_the_host_confirms_it():
     commands, _ = run_transition(desired_table(443, SOURCES), "release")
     upload, apply = commands
     assert upload.src.getvalue() == render_rules(8443, SOURCES)
-    script = str(apply)
+    assert str(apply) == f"sh {APPLY_SCRIPT} /tmp/pyinfra-candidate {RULES_PATH} 8443 443"
+    script = script_text("firewall_apply")
     assert script.index('ss -Htln "sport = :$serving"') < script.index('nft -f "$candidate"')
-    assert script.endswith(f" /tmp/pyinfra-candidate {RULES_PATH} 8443 443")
 
 
 def test_an_interrupted_change_keeps_both_ports_until_released():

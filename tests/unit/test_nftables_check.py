@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from bars_receiver.nftables import render_rules
-from bars_receiver.nftables_check import RulesMismatch, verify_rules
+from bars_receiver.firewall.nftables import render_rules
+from bars_receiver.firewall.rules_check import RulesMismatch, verify_rules
 
 SOURCES = [ipaddress.ip_network(n) for n in ("127.0.0.2", "192.0.2.0/28", "2001:db8::/64")]
 RULES = render_rules(443, SOURCES)

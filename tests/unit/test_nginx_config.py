@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bars_receiver.inventory import load_hosts
-from bars_receiver.nginx import Site, render_config
+from bars_receiver.inventory.loader import load_hosts
+from bars_receiver.nginx.config import Site, render_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -128,7 +128,7 @@ def test_upstream_trailing_slash_is_dropped(tmp_path):
     ({"upstream_timeout": 40}, "settings.upstream_timeout"),
 ])
 def test_bad_tls_settings_are_refused(tmp_path, settings, field):
-    from bars_receiver.errors import InventoryError
+    from bars_receiver.inventory.errors import InventoryError
 
     with pytest.raises(InventoryError) as raised:
         receiver(tmp_path, **settings)

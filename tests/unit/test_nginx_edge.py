@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from bars_receiver.nginx import REMOVED_HEADERS, render_config
-from bars_receiver.nginx_errors import CODE_SYSTEM, EDGE_ERRORS, ERROR_PREFIX, PROFILE
-from bars_receiver.nginx_verify import nginx_unescape, parse
+from bars_receiver.nginx.config import REMOVED_HEADERS, render_config
+from bars_receiver.nginx.edge_errors import CODE_SYSTEM, EDGE_ERRORS, ERROR_PREFIX, PROFILE
+from bars_receiver.nginx.verify import nginx_unescape, parse
 
 from .test_nginx_config import receiver, server_blocks, site
 

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings as hypothesis_settings, strategies as st
 
-from bars_receiver.errors import InventoryError
-from bars_receiver.inventory import load_hosts
-from bars_receiver.nginx import Site, expected_config, render_config
-from bars_receiver.nginx_escape import UnsafeValue, nginx_map_key, nginx_token
-from bars_receiver.nginx_errors import ERROR_PREFIX
-from bars_receiver.nginx_verify import ConfigRefused, nginx_unescape, parse, verify
+from bars_receiver.inventory.errors import InventoryError
+from bars_receiver.inventory.loader import load_hosts
+from bars_receiver.nginx.config import Site, expected_config, render_config
+from bars_receiver.nginx.edge_errors import ERROR_PREFIX
+from bars_receiver.nginx.escape import UnsafeValue, nginx_map_key, nginx_token
+from bars_receiver.nginx.verify import ConfigRefused, nginx_unescape, parse, verify
 
 from .test_nginx_config import REPO, receiver, site
 

@@ -15,16 +15,20 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from bars_receiver import certificate_operations as ops
-from bars_receiver.certificate_facts import InstalledCertificates
-from bars_receiver.certificates import check_inventory_certificates
-from bars_receiver.facts import EndpointFiles, EndpointState, FileMeta
-from bars_receiver.inventory import load_hosts
-from bars_receiver.request_pack import remove_renewal_pack, write_request_pack
-from bars_receiver.status import endpoint_rows
+from bars_receiver.certificates import operations as ops
+from bars_receiver.certificates import renewal
+from bars_receiver.certificates.facts import InstalledCertificates
+from bars_receiver.certificates.issued import check_inventory_certificates
+from bars_receiver.inventory.loader import load_hosts
+from bars_receiver.keys.facts import EndpointFiles, EndpointState, FileMeta
+from bars_receiver.request_packs import remove_renewal_pack, write_request_pack
+from bars_receiver.scripts import script_text
+from bars_receiver.status.report import endpoint_rows
 from lab.ca import new_key
 
-from .test_certificate_install import AUTHORITY, FQDN, KEY, OTHER_KEY, issued, public_pem, receiver_with, run, sh, snapshot
+from .test_certificate_install import (
+    AUTHORITY, FQDN, KEY, OTHER_KEY, commands_of, issued, public_pem, receiver_with, run, runs, sh, snapshot,
+)
 
 NEXT_KEY = new_key()
 REPO = Path(__file__).resolve().parents[2]
@@ -72,9 +76,10 @@ def test_fact_reads_the_next_key_and_csr_in_the_same_command(tmp_path):
     (endpoint / "next" / "key.pem").write_bytes(key_pem(NEXT_KEY, b"pw"))
     (endpoint / "next" / "key.pass").write_text("pw")
     (endpoint / "next" / "csr.pem").write_bytes(csr_pem(NEXT_KEY))
+    # The script the fact runs (through the host-side output cache, tests/unit/test_fact_cache.py).
     command = EndpointFiles().command(str(tmp_path))
-    script = command.bits[2].obj if hasattr(command.bits[2], "obj") else command.bits[2]
-    result = sh(script, str(tmp_path))
+    assert "bars-cached_fact" in str(command)
+    result = sh(script_text("endpoint_files"), str(tmp_path))
     assert result.returncode == 0, result.stderr
     state = EndpointFiles().process(result.stdout.splitlines())[FQDN]
     assert state.key_public_pem == public_pem(KEY) and state.csr_pem is None
@@ -123,36 +128,40 @@ def test_certificate_for_neither_csr_names_both(tmp_path):
 
 def test_key_role_compares_with_the_hosts_own_keys(tmp_path):
     certificate = renewed(tmp_path).certificates[FQDN]
-    assert ops.key_role(certificate, state_with(KEY, NEXT_KEY)) == "next"
-    assert ops.key_role(certificate, state_with(NEXT_KEY)) == "live"  # a swap already done
-    assert ops.key_role(certificate, state_with(KEY)) is None
-    assert ops.serving_state(certificate, state_with(KEY, NEXT_KEY)).key_public_pem == public_pem(NEXT_KEY)
+    assert renewal.key_role(certificate, state_with(KEY, NEXT_KEY)) == "next"
+    assert renewal.key_role(certificate, state_with(NEXT_KEY)) == "live"  # a swap already done
+    assert renewal.key_role(certificate, state_with(KEY)) is None
+    assert renewal.serving_state(certificate, state_with(KEY, NEXT_KEY)).key_public_pem == public_pem(NEXT_KEY)
 
 
 def test_key_refusals_accept_a_certificate_for_the_next_key(tmp_path):
     receiver = receiver_with(renewed(tmp_path).certificates[FQDN])
-    assert ops.key_refusals(receiver, {FQDN: state_with(KEY, NEXT_KEY)}) == {}
-    problem = ops.key_refusals(receiver, {FQDN: state_with(KEY, OTHER_KEY)})[FQDN]
+    assert renewal.key_refusals(receiver, {FQDN: state_with(KEY, NEXT_KEY)}) == {}
+    problem = renewal.key_refusals(receiver, {FQDN: state_with(KEY, OTHER_KEY)})[FQDN]
     assert "is a different key (and so is next/key.pem)" in problem and f"{FQDN}.next.csr" in problem
 
 
 def test_renewal_is_due_only_inside_the_window_and_for_the_live_key(tmp_path):
     certificate = issued(tmp_path)  # a year left
-    assert not ops.renewal_due(certificate, state_with(KEY), 30)
-    assert ops.renewal_due(certificate, state_with(KEY), 400)
-    assert not ops.renewal_due(certificate, state_with(OTHER_KEY), 400)
-    assert not ops.renewal_due(None, state_with(KEY), 400)
+    assert not renewal.renewal_due(certificate, state_with(KEY), 30)
+    assert renewal.renewal_due(certificate, state_with(KEY), 400)
+    assert not renewal.renewal_due(certificate, state_with(OTHER_KEY), 400)
+    assert not renewal.renewal_due(None, state_with(KEY), 400)
 
 
 def test_swap_uploads_all_three_files_then_runs_the_swap_script(tmp_path, monkeypatch):
+    import tarfile
+
     certificate = renewed(tmp_path).certificates[FQDN]
+    assert ops.install_action(certificate, ops.InstalledCertificate(), swap_keys=True) == "next"
+    files = (certificate.leaf_pem, certificate.chain_pem, certificate.ca_pem)
     monkeypatch.setattr(ops, "host", None)  # a swap never takes the no-op path
-    commands = list(ops.endpoint_certificate._inner("/etc/bars-receiver/x", certificate,
-                                                    ops.InstalledCertificate(), swap_keys=True))
-    uploads = [c.dest for c in commands[1:-1]]
-    assert commands[0].get_raw_value().endswith("bars-prepare /etc/bars-receiver/x next")
-    assert uploads == [f"/etc/bars-receiver/x/.staging/gen/{n}" for n in ("cert.pem", "chain.pem", "ca.pem")]
-    assert commands[-1].get_raw_value().endswith("bars-switch /etc/bars-receiver/x next")
+    prepare, upload, batch = commands_of(ops.certificates_installed, "/etc/bars-receiver",
+                                         [("/etc/bars-receiver/x", "next", *files)])
+    assert runs(prepare, "prepare") == "/etc/bars-receiver"
+    with tarfile.open(fileobj=upload.src) as tar:
+        assert tar.getnames() == [f"1/{n}" for n in ("cert.pem", "chain.pem", "ca.pem")]
+    assert runs(batch, "install_certificates").endswith("/etc/bars-receiver/x next")
 
 
 # ---------------------------------------------------------------- migration and the swap, run here

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from bars_receiver.inventory import load_hosts
-from bars_receiver.request_pack import RequestPackError, write_request_pack
-from bars_receiver.x509 import fingerprint
+from bars_receiver.certificates.x509 import fingerprint
+from bars_receiver.inventory.loader import load_hosts
+from bars_receiver.request_packs import RequestPackError, write_request_pack
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,9 +14,9 @@ from cryptography.x509.oid import NameOID
 from pyinfra.api import FunctionCommand
 from pyinfra.context import ctx_host
 
-from bars_receiver.facts import EndpointState
-from bars_receiver.inventory import load_hosts
-from bars_receiver.request_pack import HostReadback, no_renewal_pack, request_pack
+from bars_receiver.inventory.loader import load_hosts
+from bars_receiver.keys.facts import EndpointState
+from bars_receiver.request_packs import HostReadback, no_renewal_pack, request_pack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -138,7 +138,7 @@ def test_every_new_csr_of_a_host_is_read_back_in_one_read(receiver):
 
 
 def test_a_pack_that_matches_is_current_so_no_operation_is_declared(receiver):
-    from bars_receiver.request_pack import pack_current, renewal_pack_present
+    from bars_receiver.request_packs import pack_current, renewal_pack_present
 
     endpoint = receiver.endpoints[0]
     state = host_state(endpoint.fqdn)

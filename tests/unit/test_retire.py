@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bars_receiver.request_pack import write_atomically
+from bars_receiver.request_packs import write_atomically
 from bars_receiver.retire import RETIRED_MARK, EndpointDirectories, retired_pack_files, unmanaged
 
 FQDN = "BaRS-INT-RX700.Acme.thirdparty.nhs.uk"

@@ -3,16 +3,21 @@ does with each state an interrupted run of the previous or the current layout ca
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
-from bars_receiver.scripts import SCRIPTS, script_text
+from bars_receiver.certificates import operations as ops
+from bars_receiver.scripts import SCRIPTS, SOURCE_LIB, script_text
 
-from .test_certificate_install import KEY, generation, run
+from .test_certificate_install import KEY, OTHER_KEY, generation, issued, run, snapshot
 from .test_renewal import NEXT_KEY, key_pem, legacy_dir, migrate  # noqa: F401  (fixture)
 
 SHELLCHECK = shutil.which("shellcheck")
@@ -27,11 +32,21 @@ def test_every_script_is_shellcheck_clean():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in SCRIPTS.glob("*.sh") if p.stem != "lib"))
+STANDALONE = {"ship_script"}  # ships the others, so it runs inline as it is, without lib.sh
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SCRIPTS.glob("*.sh") if p.stem not in {"lib", *STANDALONE}))
 def test_every_script_inlines_lib_and_parses_as_posix_sh(name):
     text = script_text(name)
     assert f"BARS_SCRIPT={name}\n" in text and "stage_clear()" in text
     assert subprocess.run(["sh", "-n", "-c", text], capture_output=True).returncode == 0
+
+
+def test_the_standalone_shipper_sources_nothing_and_parses_as_posix_sh():
+    for name in STANDALONE:
+        text = (SCRIPTS / f"{name}.sh").read_text()
+        assert SOURCE_LIB not in text
+        assert subprocess.run(["sh", "-n", "-c", text], capture_output=True).returncode == 0
 
 
 def public(directory: Path, role: str) -> str:
@@ -135,6 +150,13 @@ def test_migration_stopped_at_every_step_is_finished_by_the_next_run(legacy_dir,
     assert steps >= 4
 
 
+def shipped_file(directory: Path, name: str) -> str:
+    """Script ``name`` as a file, as bars_receiver/shipping.py ships it to the host."""
+    path = directory / f"{name}.sh"
+    path.write_text(script_text(name))
+    return str(path)
+
+
 def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tmp_path):
     """make_keys.sh: one command for every missing key (make_key.sh under xargs -P), each 0600 in
     its own generation with its own copy of the one staged passphrase; make_csrs.sh: every CSR."""
@@ -145,10 +167,10 @@ def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tm
     staged = directories[0] / ".staging" / "gen" / "key.pass"
     staged.write_text("batch-passphrase\n")
     staged.chmod(0o600)
-    made = run("make_keys", script_text("make_key"), "live", "2048", "encrypted", *map(str, directories))
+    made = run("make_keys", shipped_file(tmp_path, "make_key"), "live", "2048", "encrypted", *map(str, directories))
     assert made.returncode == 0, made.stderr
     pairs = [value for directory in directories for value in (str(directory), directory.name)]
-    csrs = run("make_csrs", script_text("make_csr"), "live", *pairs)
+    csrs = run("make_csrs", shipped_file(tmp_path, "make_csr"), "live", *pairs)
     assert csrs.returncode == 0, csrs.stderr
     for directory in directories:
         generation_dir = directory / "archive" / "1"
@@ -162,6 +184,133 @@ def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tm
     keys = {directory: (directory / "key.pem").read_bytes() for directory in directories}
 
     assert run("prepare", str(directories[1])).returncode == 0
-    again = run("make_keys", script_text("make_key"), "live", "2048", "plain", str(directories[1]))
+    again = run("make_keys", shipped_file(tmp_path, "make_key"), "live", "2048", "plain", str(directories[1]))
     assert again.returncode != 0 and "refusing to replace a private key" in again.stderr
     assert {directory: (directory / "key.pem").read_bytes() for directory in directories} == keys
+
+
+# ---------------------------------------------------------------- batched installs and PKCS#12 builds
+
+
+def endpoints_with_keys(base: Path, keys) -> list[Path]:
+    directories = []
+    for index, key in enumerate(keys):
+        directory = base / f"e{index}.nhs.uk"
+        directory.mkdir(parents=True, mode=0o700)
+        generation(directory, key=key)
+        directories.append(directory)
+    return directories
+
+
+def install_batch(base: Path, certificate, directories: list[Path], env=None) -> subprocess.CompletedProcess:
+    """What certificates_installed runs: prepare.sh on base_dir, the one tar uploaded, the batch."""
+    assert run("prepare", str(base)).returncode == 0
+    bundle = base / ".staging" / "certificates.tar"
+    files = (certificate.leaf_pem, certificate.chain_pem, certificate.ca_pem)
+    bundle.write_bytes(ops.certificate_bundle([files] * len(directories)).getvalue())
+    args = [shipped_file(base.parent, "switch"), str(base), str(bundle), *(v for d in directories for v in (str(d), "live"))]
+    return subprocess.run(["sh", "-c", script_text("install_certificates"), "bars", *args],
+                          capture_output=True, text=True, env=env)
+
+
+def test_batched_install_switches_each_endpoint_alone_and_names_the_one_that_fails(tmp_path):
+    """install_certificates.sh: one tar for every endpoint, switch.sh per endpoint under xargs -P.
+    An endpoint whose certificate is not for its key is named and left as it was; the others are
+    installed; the batch fails."""
+    base = tmp_path / "base"
+    directories = endpoints_with_keys(base, (KEY, OTHER_KEY, KEY))
+    certificate = issued(tmp_path / "project")  # for KEY
+    before = snapshot(directories[1])
+    result = install_batch(base, certificate, directories)
+    assert result.returncode == 1
+    assert f"{directories[1]}: the new cert.pem is not for live/key.pem" in result.stderr
+    assert "the others are installed" in result.stderr
+    for directory in (directories[0], directories[2]):
+        assert os.readlink(directory / "live") == "archive/2"
+        assert (directory / "cert.pem").read_text() == certificate.leaf_pem
+        assert (directory / "live" / "key.pem").samefile(directory / "archive" / "1" / "key.pem")
+    assert snapshot(directories[1]) == before and os.readlink(directories[1] / "live") == "archive/1"
+    assert not list(base.rglob(".staging"))
+    assert run("repair_check", str(directories[1])).stdout == ""
+
+    (directories[0] / "live" / "ca.pem").chmod(0o600)
+    modes = run("install_certificates", shipped_file(tmp_path, "switch"), str(base), "", str(directories[0]), "modes")
+    assert modes.returncode == 0, modes.stderr
+    assert (directories[0] / "live" / "ca.pem").stat().st_mode & 0o777 == 0o644
+
+
+def test_batched_install_stopped_by_the_hook_is_finished_by_reconcile(tmp_path):
+    base = tmp_path / "base"
+    (directory,) = endpoints_with_keys(base, (KEY,))
+    hook = tmp_path / "stop"
+    hook.write_text("switch:2\n")
+    certificate = issued(tmp_path / "project")
+    result = install_batch(base, certificate, [directory], env={**os.environ, "BARS_TEST_STOP": str(hook)})
+    assert result.returncode != 0 and "test hook: switch: stopped after step 2" in result.stderr
+    assert os.readlink(directory / "live") == "archive/1"  # stopped between archive and the rename
+    assert run("repair_check", str(directory)).stdout != ""
+    assert run("reconcile", str(base), str(tmp_path / "app")).returncode == 0  # rolled back: live as it was
+    assert run("repair_check", str(directory)).stdout == "" and os.readlink(directory / "live") == "archive/1"
+    assert install_batch(base, certificate, [directory]).returncode == 0  # the next run installs it
+    assert (directory / "chain.pem").read_text() == certificate.chain_pem
+
+
+def test_batched_pfx_builds_copy_the_one_uploaded_password_and_name_a_failure(tmp_path):
+    """build_pfxs.sh: the CI-secret password uploaded once into the first hand-off's staging is
+    copied (0600) to the others; build_pfx.sh per endpoint under xargs -P; a build that fails is
+    named and leaves its hand-off as it was; no staged password outlives the batch."""
+    base, app = tmp_path / "base", tmp_path / "app"
+    directories = endpoints_with_keys(base, (KEY, KEY, KEY))
+    app.mkdir(mode=0o700)
+    certificate = issued(tmp_path / "project")
+    result = install_batch(base, certificate, directories)
+    assert result.returncode == 0, result.stderr
+    (directories[1] / "live" / "key.pass").write_text("wrong-passphrase\n")
+    handoffs = [app / d.name for d in directories]
+    assert run("prepare", str(handoffs[0])).returncode == 0
+    staged = handoffs[0] / ".staging" / "gen" / "pfx.pass"
+    staged.write_text("uploaded-secret\n")
+    staged.chmod(0o600)
+    args = [shipped_file(tmp_path, "build_pfx"), "modern", "env", "root", "700", "600", "0123456789abcdef", "1000",
+            *(v for d, h in zip(directories, handoffs) for v in (str(d), str(h), d.name, "upload"))]
+    result = run("build_pfxs", *args)
+    assert result.returncode == 1
+    assert f"{directories[1]}/live/key.pem: openssl cannot read it" in result.stderr
+    assert "the others are built" in result.stderr
+    for directory, handoff in ((directories[0], handoffs[0]), (directories[2], handoffs[2])):
+        assert (handoff / "pfx.pass").read_text() == "uploaded-secret\n"
+        assert (handoff / "pfx.pass").stat().st_mode & 0o777 == 0o600
+        key, cert, _ = pkcs12.load_key_and_certificates((handoff / "receiver.pfx").read_bytes(), b"uploaded-secret")
+        assert cert.public_bytes(serialization.Encoding.PEM).decode() == certificate.leaf_pem
+        assert (directory / "pfx.inputs").exists()
+    assert not (handoffs[1] / "live").exists() and not (directories[1] / "pfx.inputs").exists()
+    assert not list(app.rglob(".staging")) and not list(app.rglob("*.pass.*"))
+
+# A multi-line string that reads as shell: the host scripts' grammar, not prose.
+SHELL_LINE = re.compile(r"(^|\n)\s*(set -e|if \[|if !|fi$|done$|then$|while |for \w+ in|\w+=\$\d|exec |rm -f|mv -f)", re.M)
+
+
+def shell_strings(source: str) -> list[int]:
+    """Line numbers of string literals (docstrings aside) spanning lines that read as shell."""
+    tree = ast.parse(source)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+            and "\n" in node.value.strip() and SHELL_LINE.search(node.value)]
+
+
+def test_the_shell_detector_finds_a_script_in_a_string():
+    assert shell_strings('X = """\nset -e\nrm -f "$1"\n"""\n') == [1]
+    assert shell_strings('def f():\n    """Runs\n    rm -f on it."""\n    return "one line: rm -f x"\n') == []
+
+
+def test_no_shell_script_lives_in_a_python_string():
+    """Every host script is a file here (issue 12): Python only chooses which runs, with what."""
+    root = SCRIPTS.parent.parent
+    sources = [*sorted((root / "bars_receiver").rglob("*.py")), *sorted((root / "tasks").glob("*.py")),
+               root / "deploy.py"]
+    assert len(sources) > 20
+    found = {str(path.relative_to(root)): lines for path in sources if (lines := shell_strings(path.read_text()))}
+    assert found == {}, f"shell in Python strings (move it to files/scripts/): {found}"

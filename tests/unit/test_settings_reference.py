@@ -1,6 +1,6 @@
 """The README's settings reference, group_data/all.py and the settings model say the same thing.
 
-Why a test: types and limits live in bars_receiver/settings.py, defaults in group_data/all.py and
+Why a test: types and limits live in bars_receiver/inventory/settings.py, defaults in group_data/all.py and
 prose in the README. Nothing else keeps them in step, so a renamed setting, a changed default or
 a new field without documentation fails here instead of misleading an operator.
 """
@@ -15,7 +15,7 @@ import pytest
 import yaml
 from pydantic_core import PydanticUndefined
 
-from bars_receiver.settings import Endpoint, HostEntry, Settings
+from bars_receiver.inventory.settings import Endpoint, HostEntry, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()

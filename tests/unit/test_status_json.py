@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from bars_receiver.status import Row, attention, format_table, status_document
+from bars_receiver.status.report import Row, attention, format_table, status_document
 
 NOW = datetime(2026, 11, 30, tzinfo=timezone.utc)
 ROWS = [

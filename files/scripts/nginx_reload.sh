@@ -1,0 +1,28 @@
+#!/bin/sh
+# Reload nginx and fail unless it really took the configuration; then record what it loaded.
+# systemctl reload only signals nginx: a configuration that passed nginx -t can still fail to load
+# (a port taken by another process). New worker processes show it did load; only then is the
+# digest recorded, so a reload that did not take is tried again, and reported, on the next run.
+# Arguments: live_file marker_file
+# shellcheck source=lib.sh
+. "${BARS_LIB:-./lib.sh}"
+set -e
+umask 077
+live=$1 marker=$2
+workers() { ps --ppid "$(systemctl show -p MainPID --value nginx)" -o pid= | tr -d ' ' | sort; }
+before=$(workers)
+systemctl reload nginx
+i=0
+while [ "$i" -lt 50 ]; do
+  for pid in $(workers); do
+    if ! printf '%s\n' "$before" | grep -qx "$pid"; then
+      served_digest "$live" > "$marker.new" && mv -f "$marker.new" "$marker"
+      exit 0
+    fi
+  done
+  sleep 0.1
+  i=$((i + 1))
+done
+echo "nginx did not take the new configuration (no new worker processes within 5 s); it keeps serving the previous one. nginx's log:" >&2
+tail -n 5 /var/log/nginx/error.log >&2
+exit 1
