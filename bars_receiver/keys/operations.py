@@ -12,7 +12,7 @@ from pyinfra.api import OperationError, operation
 
 from bars_receiver.certificates.x509 import csr_problem
 from bars_receiver.host_files import upload_secret
-from bars_receiver.keys.facts import KEY, KEY_PASSPHRASE, LIVE, EndpointState
+from bars_receiver.keys.facts import KEY, KEY_PASSPHRASE, LIVE, PUBLIC_KEY_CACHE, EndpointState
 from bars_receiver.shell import script_command
 from bars_receiver.shipping import host_script, shipped
 
@@ -134,7 +134,8 @@ def private_keys(
     Make the private keys that are missing on a host, all in one command that uses every core
     (files/scripts/make_keys.sh: make_key.sh per directory under ``xargs -P "$(nproc)"``), so a
     first run's round trips do not grow with endpoints. Each key is 0600 from birth in its own
-    staged generation and never replaces an existing one.
+    staged generation and never replaces an existing one. Each new key's public half goes into the
+    public-key cache, so reading the host back for the request packs runs no openssl per key.
 
     + directories: the endpoints' directories whose ``role`` names no key (created 0700 if missing)
     + key_size: RSA bits
@@ -156,7 +157,7 @@ def private_keys(
         yield from upload_secret(f"{directories[0]}/{STAGED_PASSPHRASE}", passphrase.get_secret_value())
     make_key = yield from shipped("make_key")
     yield from host_script("make_keys", make_key, role, key_size,
-                           "encrypted" if passphrase is not None else "plain", *directories)
+                           "encrypted" if passphrase is not None else "plain", PUBLIC_KEY_CACHE, *directories)
 
 
 @operation()

@@ -29,10 +29,7 @@ describe() {
     pass_meta=
     case $passin in file:*) pass_meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "${passin#file:}") ;; esac
     [ -z "$pass_meta" ] || echo "@@${p}key_pass ${pass_meta% *}"
-    if [ -n "$entry" ] && [ "$cache_write" = yes ]; then
-      (umask 077; printf '%s\n%s\n%s\n' "$passin" "${pass_meta##* }" "$public" > "$entry.$$" && mv -f "$entry.$$" "$entry") ||
-        rm -f "$entry.$$"
-    fi
+    if [ -n "$entry" ] && [ "$cache_write" = yes ]; then remember_public "$cache" "$key" "$passin" "$public"; fi
   else
     echo "@@${p}key_unreadable"
     for pass in "$@"; do

@@ -107,6 +107,17 @@ public_key() {
   openssl pkey -in "$1" -passin "$2" -pubout 2>/dev/null
 }
 
+# Keep key $2's public half $4 (opened with -passin $3) in the public-key cache $1, in the entry
+# endpoint_files.sh looks up: named by the key file's identity (device, inode, mtime, size), with
+# the passphrase file's identity beside it. Best effort: a missing entry only costs an openssl.
+remember_public() {
+  rp_id=$(stat -L -c '%d-%i-%Y-%s' "$2") || return 0
+  rp_pass=
+  case $3 in file:*) rp_pass=$(stat -L -c '%d-%i-%Y-%s' "${3#file:}") || return 0 ;; esac
+  (umask 077 && mkdir -p "$1" && printf '%s\n%s\n%s\n' "$3" "$rp_pass" "$4" > "$1/$rp_id.$$" &&
+    mv -f "$1/$rp_id.$$" "$1/$rp_id") 2>/dev/null || rm -f "$1/$rp_id.$$"
+}
+
 # The newest generation of $1 holding a key; with $2 = complete, only those with a certificate.
 newest_generation() {
   best=0

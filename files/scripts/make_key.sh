@@ -2,12 +2,14 @@
 # A new private key in a generation of its own, 0600 from birth, then live (first key) or next
 # (renewal) pointed at it by one rename. prepare.sh made .staging/gen (and the passphrase file
 # was uploaded into it). Refuses when the role already names a key: a key is never replaced.
-# Arguments: endpoint_dir role bits protection(encrypted|plain).
+# With a cache directory, the new key's public half goes into the public-key cache, so the
+# request packs' read-back of this run (endpoint_files.sh) runs no openssl for it.
+# Arguments: endpoint_dir role bits protection(encrypted|plain) [public_key_cache].
 set -eu
 umask 077
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-dir=$1 role=$2 bits=$3 protection=$4
+dir=$1 role=$2 bits=$3 protection=$4 cache=${5:-}
 gen=$dir/.staging/gen
 trap 'rm -rf "$dir/.staging"' EXIT
 [ -d "$gen" ] || fail "$dir: nothing was staged for the new key"
@@ -31,3 +33,8 @@ if [ "$role" = live ]; then
   for f in $COMPAT_NAMES; do point "$dir" "$f" "live/$f"; done
 fi
 rm -rf "$dir/.staging"
+if [ -n "$cache" ]; then
+  key=$dir/archive/$n/key.pem passin=pass:
+  [ -f "$dir/archive/$n/key.pass" ] && passin=file:$dir/archive/$n/key.pass
+  if public=$(public_key "$key" "$passin"); then remember_public "$cache" "$key" "$passin" "$public"; fi
+fi

@@ -5,13 +5,13 @@
 # replaces one (make_key.sh refuses). prepare.sh staged the first directory and, for encrypted keys, the passphrase was
 # uploaded into it; every other directory is staged here with a copy of that file (umask 077:
 # 0600 from birth; the passphrase is never an argument).
-# Arguments: make_key_file role bits protection(encrypted|plain) dir...
+# Arguments: make_key_file role bits protection(encrypted|plain) public_key_cache dir...
 set -eu
 umask 077
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-script=$1 role=$2 bits=$3 protection=$4
-shift 4
+script=$1 role=$2 bits=$3 protection=$4 cache=$5
+shift 5
 [ $# -gt 0 ] || exit 0
 first=$1
 for dir in "$@"; do
@@ -21,5 +21,5 @@ for dir in "$@"; do
   mkdir -m 700 "$dir/.staging/gen"
   if [ "$protection" = encrypted ]; then cp "$first/.staging/gen/key.pass" "$dir/.staging/gen/key.pass"; fi
 done
-for dir in "$@"; do printf '%s\n%s\n%s\n%s\n' "$dir" "$role" "$bits" "$protection"; done |
-  on_every_core_file 4 "$script"
+for dir in "$@"; do printf '%s\n%s\n%s\n%s\n%s\n' "$dir" "$role" "$bits" "$protection" "$cache"; done |
+  on_every_core_file 5 "$script"

@@ -1,5 +1,9 @@
 """Parsing the batched fact's output: one command describes every endpoint directory."""
 
+from pathlib import Path
+
+import pytest
+
 from bars_receiver.keys.facts import EndpointFiles
 
 PUBLIC = ["-----BEGIN PUBLIC KEY-----", "MIIBIjAN", "-----END PUBLIC KEY-----"]
@@ -86,6 +90,48 @@ def test_public_keys_are_cached_by_the_key_files_identity(tmp_path):
     os.utime(base / "a.nhs.uk" / "archive" / "1" / "key.pass", (1, 1))  # the passphrase file is not the same
     changed, calls = fact()
     assert calls > 0 and changed == first
+
+
+@pytest.mark.parametrize("protection", ["plain", "encrypted"])
+def test_new_keys_are_in_the_cache_so_the_read_back_runs_no_openssl(tmp_path, protection):
+    """make_keys.sh puts each new key's public half in the cache: the request packs' read-back of the
+    same run (endpoint_files.sh) describes every new key without opening one, exactly as openssl
+    would."""
+    import os
+    import shutil
+    import subprocess
+
+    from bars_receiver.scripts import script_text
+
+    base, cache, shim, log = tmp_path / "base", tmp_path / "cache", tmp_path / "bin", tmp_path / "openssl.log"
+    scripts = tmp_path / "scripts"
+    for path in (base, shim, scripts):
+        path.mkdir()
+    (shim / "openssl").write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {shutil.which("openssl")} "$@"\n')
+    (shim / "openssl").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+    (scripts / "make_key.sh").write_text(script_text("make_key"))
+    directories = [str(base / f"e{i}.nhs.uk") for i in range(3)]
+
+    def run(name: str, *args: str) -> str:
+        result = subprocess.run(["sh", "-c", script_text(name), "bars", *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    run("prepare", directories[0])
+    if protection == "encrypted":
+        (Path(directories[0]) / ".staging" / "gen" / "key.pass").write_text("a passphrase\n")
+    run("make_keys", str(scripts / "make_key.sh"), "live", "1024", protection, str(cache), *directories)
+    assert len(list(cache.iterdir())) == 3
+
+    log.write_text("")
+    cached = EndpointFiles().process(run("endpoint_files", str(base), str(cache)).splitlines())
+    assert log.read_text() == ""
+    uncached = EndpointFiles().process(run("endpoint_files", str(base)).splitlines())
+    assert log.read_text() != ""
+    assert cached == uncached and len(cached) == 3
+    assert all(state.key_public_pem and (state.key_pass is not None) == (protection == "encrypted")
+               for state in cached.values())
 
 
 def test_only_a_key_that_needs_care_gets_an_operation():

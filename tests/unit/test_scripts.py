@@ -167,7 +167,8 @@ def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tm
     staged = directories[0] / ".staging" / "gen" / "key.pass"
     staged.write_text("batch-passphrase\n")
     staged.chmod(0o600)
-    made = run("make_keys", shipped_file(tmp_path, "make_key"), "live", "2048", "encrypted", *map(str, directories))
+    made = run("make_keys", shipped_file(tmp_path, "make_key"), "live", "2048", "encrypted",
+                str(tmp_path / "cache"), *map(str, directories))
     assert made.returncode == 0, made.stderr
     pairs = [value for directory in directories for value in (str(directory), directory.name)]
     csrs = run("make_csrs", shipped_file(tmp_path, "make_csr"), "live", *pairs)
@@ -184,7 +185,8 @@ def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tm
     keys = {directory: (directory / "key.pem").read_bytes() for directory in directories}
 
     assert run("prepare", str(directories[1])).returncode == 0
-    again = run("make_keys", shipped_file(tmp_path, "make_key"), "live", "2048", "plain", str(directories[1]))
+    again = run("make_keys", shipped_file(tmp_path, "make_key"), "live", "2048", "plain",
+                str(tmp_path / "cache"), str(directories[1]))
     assert again.returncode != 0 and "refusing to replace a private key" in again.stderr
     assert {directory: (directory / "key.pem").read_bytes() for directory in directories} == keys
 
