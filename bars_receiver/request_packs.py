@@ -1,13 +1,14 @@
 """Request packs on the controller: the CSR and the exact text to send to NHS England.
 
 Ops commit them under requests/<inventory>/; they are the audit trail of what was asked for,
-so their content is stable from run to run (no timestamps). They are written by the operations
-below when pyinfra executes them, never while it collects operations, so ``--dry`` lists them as
-changes and writes nothing.
+so their content is stable from run to run (no timestamps). They are written by the operation
+below (one per host) when pyinfra executes it, never while it collects operations, so ``--dry``
+lists them as changes and writes nothing.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -19,7 +20,6 @@ from pyinfra.api import FunctionCommand, operation
 from bars_receiver import templates
 from bars_receiver.certificates import x509
 from bars_receiver.certificates.x509 import csr_problem, fingerprint, key_bits, public_key_der, sha256_hex
-from bars_receiver.inventory import settings as settings_module
 from bars_receiver.inventory.settings import HostSettings, ResolvedEndpoint, file_stem
 from bars_receiver.keys.facts import PUBLIC_KEY_CACHE, EndpointFiles, EndpointState
 from bars_receiver.render_cache import digest, record, rendered_sha256
@@ -28,27 +28,6 @@ from bars_receiver.templates import render
 
 class RequestPackError(Exception):
     """The CSR the host returned is not one we may send."""
-
-
-class HostReadback:
-    """The host's endpoint files as this run left them, read once per host for every pack.
-
-    Every request pack executes after this run's keys, CSRs and certificate swaps on its host
-    (tasks/keys.py and tasks/certificates.py come first), so one read serves them all: a read per
-    new CSR would re-read every endpoint directory each time, a first run quadratic in endpoints.
-    tasks/request_packs.py makes one per host and hands it to each operation.
-    """
-
-    def __init__(self, base_dir: str):
-        self.base_dir = base_dir
-        self._states: dict[str, EndpointState] | None = None
-        self.reads = 0
-
-    def state(self, fqdn: str) -> EndpointState:
-        if self._states is None:
-            self._states = host.get_fact(EndpointFiles, base_dir=self.base_dir, cache_dir=PUBLIC_KEY_CACHE)
-            self.reads += 1
-        return self._states[fqdn]
 
 
 def write_atomically(path: Path, text: str) -> bool:
@@ -75,42 +54,61 @@ def pack_names(fqdn: str, renewal: bool = False) -> tuple[str, str]:
     return f"{stem}.csr", f"{stem}.md"
 
 
-def render_note(
-    receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, public_key_pem: str, renewal: bool = False
-) -> str:
+def note_fields(receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, renewal: bool = False) -> dict:
+    """Every value the request note is rendered from except the key's own (size, fingerprint), as
+    plain strings, numbers and lists: what the ``request_packs`` operation takes."""
     settings = receiver.settings
     key_dir = receiver.endpoint_dir(endpoint.fqdn) + ("/next" if renewal else "")
-    return render(
-        receiver.project_dir,
-        f"request-{settings.request_route}.md.j2",
-        endpoint=endpoint,
-        host_name=host_name,
-        inventory=receiver.inventory,
-        key_path=f"{key_dir}/key.pem",
-        renewal=renewal,
-        key_size=key_bits(public_key_pem),
-        receiver_url=endpoint.receiver_url(settings.listen_port),
-        public_key_fingerprint=fingerprint(public_key_der(public_key_pem)),
-        settings=settings,
-        csr_file=pack_names(file_stem(endpoint), renewal)[0],
-        cert_file=f"files/certs/{receiver.inventory}/{file_stem(endpoint)}.cer",
-    )
-
-
-def pack_files(
-    receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, csr_pem: str, public_key_pem: str,
-    renewal: bool = False,
-) -> dict[Path, str]:
-    """The pack's files and their text, once the host's CSR has passed the check with cryptography."""
-    problem = csr_problem(csr_pem, endpoint.fqdn, public_key_pem)
-    if problem:
-        raise RequestPackError(f"{endpoint.fqdn} on {host_name}: {problem}; the request pack was not written")
-    directory = Path(receiver.requests_dir)
-    csr_name, note_name = pack_names(file_stem(endpoint), renewal)
     return {
-        directory / csr_name: csr_pem,
-        directory / note_name: render_note(receiver, endpoint, host_name, public_key_pem, renewal),
+        "endpoint": {"fqdn": endpoint.fqdn, "ods": endpoint.ods, "organisation": endpoint.organisation,
+                     "hosting": endpoint.hosting, "pack_name": endpoint.pack_name},
+        "settings": {"bars_team_email": settings.bars_team_email,
+                     "certificate_request_email": settings.certificate_request_email,
+                     "listen_port": settings.listen_port,
+                     "proxy_addresses": [str(network) for network in settings.proxy_addresses]},
+        "host_name": host_name,
+        "inventory": receiver.inventory,
+        "key_path": f"{key_dir}/key.pem",
+        "renewal": renewal,
+        "receiver_url": endpoint.receiver_url(settings.listen_port),
+        "csr_file": pack_names(file_stem(endpoint), renewal)[0],
+        "cert_file": f"files/certs/{receiver.inventory}/{file_stem(endpoint)}.cer",
     }
+
+
+def note_template(receiver: HostSettings) -> str:
+    return f"request-{receiver.settings.request_route}.md.j2"
+
+
+def render_note(project_dir: str, template: str, note: dict, public_key_pem: str) -> str:
+    return render(project_dir, template, **note, key_size=key_bits(public_key_pem),
+                  public_key_fingerprint=fingerprint(public_key_der(public_key_pem)))
+
+
+def pack_files(project_dir: str, requests_dir: str, template: str, pack: dict, csr_pem: str,
+               public_key_pem: str) -> dict[Path, str]:
+    """The pack's files and their text, once the host's CSR has passed the check with cryptography."""
+    fqdn = pack["note"]["endpoint"]["fqdn"]
+    problem = csr_problem(csr_pem, fqdn, public_key_pem)
+    if problem:
+        raise RequestPackError(f"{fqdn} on {pack['note']['host_name']}: {problem}; the request pack was not written")
+    csr_name, note_name = pack_names(pack["stem"], pack["renewal"])
+    return {
+        Path(requests_dir) / csr_name: csr_pem,
+        Path(requests_dir) / note_name: render_note(project_dir, template, pack["note"], public_key_pem),
+    }
+
+
+def pack_plan(receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, action: str = "write",
+              state: EndpointState | None = None, renewal: bool = False) -> dict:
+    """One entry of ``request_packs``' ``packs``, in plain values. With a ``state`` whose CSR is
+    fit to send, its CSR and public key; otherwise None, and the operation reads them back from
+    the host after this run's keys and CSRs."""
+    known = state is not None and state.csr_pem is not None and state.key_public_pem is not None \
+        and csr_problem(state.csr_pem, endpoint.fqdn, state.key_public_pem) is None
+    return {"action": action, "stem": file_stem(endpoint), "renewal": renewal,
+            "csr_pem": state.csr_pem if known else None, "public_key_pem": state.key_public_pem if known else None,
+            "note": note_fields(receiver, endpoint, host_name, renewal)}
 
 
 def write_request_pack(
@@ -122,16 +120,17 @@ def write_request_pack(
 
     Returns the files that changed.
     """
-    files = pack_files(receiver, endpoint, host_name, csr_pem, public_key_pem, renewal)
+    pack = pack_plan(receiver, endpoint, host_name, renewal=renewal)
+    files = pack_files(receiver.project_dir, receiver.requests_dir, note_template(receiver), pack, csr_pem,
+                       public_key_pem)
     return [path for path, text in files.items() if write_atomically(path, text)]
 
 
-def remove_renewal_pack(receiver: HostSettings, endpoint: ResolvedEndpoint) -> list[Path]:
-    """Remove ``<fqdn>.next.csr`` and ``.next.md`` once the renewed key is live (its CSR is now the
-    live pack's); git keeps them. Returns the files removed."""
+def remove_renewal_pack(requests_dir: str, stem: str) -> list[Path]:
+    """Remove ``<stem>.next.csr`` and ``.next.md`` (git keeps them). Returns the files removed."""
     removed = []
-    for name in pack_names(file_stem(endpoint), renewal=True):
-        path = Path(receiver.requests_dir) / name
+    for name in pack_names(stem, renewal=True):
+        path = Path(requests_dir) / name
         if path.exists():
             path.unlink()
             removed.append(path)
@@ -142,54 +141,26 @@ def _unchanged(files: dict[Path, str]) -> bool:
     return all(path.exists() and path.read_text(encoding="utf-8") == text for path, text in files.items())
 
 
-def _log(receiver: HostSettings, what: str, paths: list[Path]) -> None:
-    for path in paths:
-        logger.info(f"{host.print_prefix}{what}: {path.relative_to(receiver.project_dir)}")
-
-
-def _write_from_host(receiver: HostSettings, endpoint: ResolvedEndpoint, renewal: bool, readback: HostReadback) -> None:
-    """At execution time: the CSR this run made, as the host's one read-back holds it, into the pack."""
-    fresh = readback.state(endpoint.fqdn)
-    part = fresh.next if renewal else fresh
-    _log(receiver, "request pack written",
-         write_request_pack(receiver, endpoint, host.name, part.csr_pem, part.key_public_pem, renewal))
-
-
-def _write_known(receiver: HostSettings, files: dict[Path, str]) -> None:
-    _log(receiver, "request pack written", [path for path, text in files.items() if write_atomically(path, text)])
-
-
-def _promote(receiver: HostSettings, endpoint: ResolvedEndpoint, readback: HostReadback) -> None:
-    _write_from_host(receiver, endpoint, False, readback)
-    _log(receiver, "renewal request pack removed (now live)", remove_renewal_pack(receiver, endpoint))
-
-
-def _remove_stale(receiver: HostSettings, endpoint: ResolvedEndpoint) -> None:
-    _log(receiver, "stale renewal request pack removed (the host has no next key)",
-         remove_renewal_pack(receiver, endpoint))
-
-
-def note_key(receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str, csr_pem: str, public_key_pem: str,
-             renewal: bool) -> str:
+def note_key(project_dir: str, template: str, pack: dict, csr_pem: str, public_key_pem: str) -> str:
     """The digest of everything a pack follows from (bars_receiver/render_cache.py)."""
-    return digest(receiver.project_dir, f"request-{receiver.settings.request_route}.md.j2",
-                  (sys.modules[__name__], templates, x509, settings_module),
-                  receiver.inventory, receiver.settings.model_dump_json(), endpoint, host_name, csr_pem,
-                  public_key_pem, renewal)
+    return digest(project_dir, template, (sys.modules[__name__], templates, x509),
+                  json.dumps(pack["note"], sort_keys=True), pack["stem"], csr_pem, public_key_pem)
 
 
 def pack_current(receiver: HostSettings, endpoint: ResolvedEndpoint, state: EndpointState | None,
                  renewal: bool = False) -> bool:
-    """The pack already matches the host's CSR: tasks/request_packs.py then declares no operation
-    for it, so an unchanged run does no per-endpoint pyinfra bookkeeping for packs. When an earlier
-    run recorded what these exact inputs render to (after checking the CSR), the files on disk are
-    compared with that, without checking or rendering again."""
+    """The pack already matches the host's CSR: tasks/request_packs.py then leaves it out, so an
+    unchanged run does no per-endpoint work for packs. When an earlier run recorded what these
+    exact inputs render to (after checking the CSR), the files on disk are compared with that,
+    without checking or rendering again."""
     if state is None or state.csr_pem is None or state.key_public_pem is None:
         return False
-    key = note_key(receiver, endpoint, host.name, state.csr_pem, state.key_public_pem, renewal)
+    pack = {"stem": file_stem(endpoint), "renewal": renewal, "note": note_fields(receiver, endpoint, host.name, renewal)}
+    template = note_template(receiver)
+    key = note_key(receiver.project_dir, template, pack, state.csr_pem, state.key_public_pem)
     known = rendered_sha256(receiver.project_dir, key)
     directory = Path(receiver.requests_dir)
-    csr_name, note_name = pack_names(file_stem(endpoint), renewal)
+    csr_name, note_name = pack_names(pack["stem"], renewal)
     if known is not None:
         try:
             if (directory / csr_name).read_text(encoding="utf-8") == state.csr_pem \
@@ -199,7 +170,7 @@ def pack_current(receiver: HostSettings, endpoint: ResolvedEndpoint, state: Endp
             return False
     if csr_problem(state.csr_pem, endpoint.fqdn, state.key_public_pem) is not None:
         return False
-    files = pack_files(receiver, endpoint, host.name, state.csr_pem, state.key_public_pem, renewal)
+    files = pack_files(receiver.project_dir, receiver.requests_dir, template, pack, state.csr_pem, state.key_public_pem)
     current = _unchanged(files)
     if current:
         record(receiver.project_dir, key, sha256_hex(files[directory / note_name].encode("utf-8")))
@@ -211,63 +182,80 @@ def renewal_pack_present(receiver: HostSettings, endpoint: ResolvedEndpoint) -> 
     return any((Path(receiver.requests_dir) / name).exists() for name in pack_names(file_stem(endpoint), renewal=True))
 
 
-@operation()
-def request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, state: EndpointState | None,
-                 renewal: bool = False, readback: HostReadback | None = None):
-    """
-    Make ``requests/<inventory>/<fqdn>.csr`` and ``.md`` (``.next.*`` with ``renewal``) match the
-    host's CSR. Written on the controller when the operation executes, never while collecting.
+def _apply(project_dir: str, requests_dir: str, template: str, base_dir: str, packs: list[dict]) -> None:
+    """At execution time, every pack of the host in turn. CSRs this run made are read back from the
+    host in one read for all of them (a read per pack made a first run quadratic in endpoints). A
+    CSR that cannot be sent is reported after the others are written."""
+    states: dict[str, EndpointState] | None = None
+    problems = []
+    for pack in packs:
+        fqdn, stem = pack["note"]["endpoint"]["fqdn"], pack["stem"]
+        if pack["action"] == "remove_next":
+            _log(project_dir, "stale renewal request pack removed (the host has no next key)",
+                 remove_renewal_pack(requests_dir, stem))
+            continue
+        csr_pem, public_key_pem = pack["csr_pem"], pack["public_key_pem"]
+        if csr_pem is None:
+            if states is None:
+                states = host.get_fact(EndpointFiles, base_dir=base_dir, cache_dir=PUBLIC_KEY_CACHE)
+            fresh = states.get(fqdn)
+            part = (fresh.next if pack["renewal"] else fresh) if fresh is not None else None
+            if part is None or part.csr_pem is None or part.key_public_pem is None:
+                problems.append(f"{fqdn} on {host.name}: the host holds no CSR for it; the request pack was not written")
+                continue
+            csr_pem, public_key_pem = part.csr_pem, part.key_public_pem
+        try:
+            files = pack_files(project_dir, requests_dir, template, pack, csr_pem, public_key_pem)
+        except RequestPackError as error:
+            problems.append(str(error))
+            continue
+        _log(project_dir, "request pack written", [path for path, text in files.items() if write_atomically(path, text)])
+        if pack["action"] == "promote":
+            _log(project_dir, "renewal request pack removed (now live)", remove_renewal_pack(requests_dir, stem))
+    if problems:
+        raise RequestPackError("; ".join(problems))
 
-    + receiver: the host's settings
-    + endpoint: the endpoint
-    + state: the host's live (or, with ``renewal``, next/) files from ``EndpointFiles``; None when
-      this run makes the CSR, so the pack is read back from the host once it exists
-    + renewal: the next key's pack
-    + readback: the host's one read of its endpoint files after this run's changes, shared by
-      every pack of the host (one is made here when none is given)
+
+def _log(project_dir: str, what: str, paths: list[Path]) -> None:
+    for path in paths:
+        logger.info(f"{host.print_prefix}{what}: {path.relative_to(project_dir)}")
+
+
+@operation()
+def request_packs(project_dir: str, requests_dir: str, template: str, base_dir: str, packs: list[dict]):
+    """
+    Make a host's request packs, ``requests/<inventory>/<fqdn>.csr`` and ``.md`` (``.next.*`` for a
+    renewal's next key), match the CSRs on the host, in one operation per host. Written on the
+    controller when the operation executes, never while collecting, so ``--dry`` lists them and
+    writes nothing. Each file written is logged by name.
+
+    + project_dir: the controller's project (its files/templates/)
+    + requests_dir: where the packs go, ``<project_dir>/requests/<inventory>``
+    + template: the note's template, ``request-itoc.md.j2`` or ``request-dir.md.j2``
+    + base_dir: the endpoints' directories on the host, read back once for CSRs this run makes
+    + packs: one dict per pack: ``action`` (``write``; ``promote``: write the live pack after a
+      renewal's key swap and remove the ``.next`` pack; ``remove_next``: remove a ``.next`` pack the
+      host has no key for), ``stem`` (the file name without suffix), ``renewal``, ``csr_pem`` and
+      ``public_key_pem`` (None: read back from the host), ``note`` (``note_fields``)
 
     **Example:**
 
     .. code:: python
 
-        request_pack(name="Request pack for BaRS-INT-RX809...", receiver=r, endpoint=e, state=state)
+        request_packs(name="Request pack for BaRS-INT-RX809...", project_dir=".", requests_dir="requests/int",
+                      template="request-itoc.md.j2", base_dir="/etc/bars-receiver", packs=[...])
     """
-    if state is None or state.csr_pem is None or state.key_public_pem is None \
-            or csr_problem(state.csr_pem, endpoint.fqdn, state.key_public_pem) is not None:
-        readback = readback or HostReadback(receiver.settings.base_dir)
-        yield FunctionCommand(_write_from_host, (receiver, endpoint, renewal, readback), {})
+    pending = []
+    for pack in packs:
+        if pack["action"] == "write" and pack["csr_pem"] is not None:
+            files = pack_files(project_dir, requests_dir, template, pack, pack["csr_pem"], pack["public_key_pem"])
+            if _unchanged(files):
+                continue
+        elif pack["action"] == "remove_next" \
+                and not any((Path(requests_dir) / name).exists() for name in pack_names(pack["stem"], renewal=True)):
+            continue
+        pending.append(pack)
+    if not pending:
+        host.noop("the request packs already match the host")
         return
-    files = pack_files(receiver, endpoint, host.name, state.csr_pem, state.key_public_pem, renewal)
-    if _unchanged(files):
-        host.noop(f"request pack {pack_names(file_stem(endpoint), renewal)[0]} already matches the host")
-        return
-    yield FunctionCommand(_write_known, (receiver, files), {})
-
-
-@operation(is_idempotent=False)
-def promoted_request_pack(receiver: HostSettings, endpoint: ResolvedEndpoint, readback: HostReadback | None = None):
-    """
-    After a renewal's key swap in this run: the live pack from the host's new live CSR; the
-    ``.next`` pack goes (git keeps it).
-
-    + receiver: the host's settings
-    + endpoint: the endpoint whose keys are swapped
-    + readback: as for ``request_pack``
-    """
-    yield FunctionCommand(_promote, (receiver, endpoint, readback or HostReadback(receiver.settings.base_dir)), {})
-
-
-@operation()
-def no_renewal_pack(receiver: HostSettings, endpoint: ResolvedEndpoint):
-    """
-    Remove ``<fqdn>.next.csr`` and ``.next.md`` when the host holds no next key, e.g. a run that
-    was interrupted after the host swapped keys but before the controller promoted the pack.
-
-    + receiver: the host's settings
-    + endpoint: the endpoint
-    """
-    stale = [Path(receiver.requests_dir) / name for name in pack_names(file_stem(endpoint), renewal=True)]
-    if not any(path.exists() for path in stale):
-        host.noop(f"no renewal request pack for {endpoint.fqdn}")
-        return
-    yield FunctionCommand(_remove_stale, (receiver, endpoint), {})
+    yield FunctionCommand(_apply, (project_dir, requests_dir, template, base_dir, pending), {})

@@ -13,16 +13,6 @@ import re
 
 import bars_receiver
 
-# Operations not yet converted (by function name, so a module move keeps them), with the reason;
-# each entry is a debt, not a rule.
-ALLOWED = {
-    # Controller-side: render request notes from the settings at execution time (not host operations).
-    "request_pack",
-    "promoted_request_pack",
-    "no_renewal_pack",
-}
-
-
 def modules():
     for info in pkgutil.walk_packages(bars_receiver.__path__, "bars_receiver."):
         yield importlib.import_module(info.name)
@@ -35,10 +25,6 @@ def operations() -> dict[str, object]:
             if hasattr(value, "_inner") and getattr(value, "__module__", None) == module.__name__:
                 found[f"{module.__name__}.{name}"] = value
     return found
-
-
-def allowed(qualified: str) -> bool:
-    return qualified.rsplit(".", 1)[1] in ALLOWED
 
 
 def domain_classes() -> set[str]:
@@ -64,8 +50,6 @@ def test_no_operation_takes_a_domain_object():
     domain = domain_classes()
     wrong = {}
     for name, op in operations().items():
-        if allowed(name):
-            continue
         for parameter in inspect.signature(op._inner).parameters.values():
             words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", str(parameter.annotation)))
             if words & domain:
@@ -73,21 +57,9 @@ def test_no_operation_takes_a_domain_object():
     assert not wrong, f"operations taking domain objects (pass plain values from tasks/): {wrong}"
 
 
-def test_allowed_exceptions_still_exist():
-    """An entry left here after its operation was converted (or renamed) hides nothing: remove it."""
-    found = {name.rsplit(".", 1)[1]: op for name, op in operations().items()}
-    domain = domain_classes()
-    for name in ALLOWED:
-        assert name in found, f"{name} is allowed but no longer exists"
-        annotations = " ".join(str(p.annotation) for p in inspect.signature(found[name]._inner).parameters.values())
-        assert set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", annotations)) & domain, f"{name} takes plain arguments now"
-
-
 def test_every_operation_has_a_pyinfra_style_docstring():
     problems = []
     for name, op in operations().items():
-        if allowed(name):
-            continue
         doc = inspect.getdoc(op._inner) or ""
         lines = doc.splitlines()
         if not lines or not lines[0].strip():

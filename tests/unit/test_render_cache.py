@@ -12,9 +12,11 @@ from pyinfra.context import ctx_host
 from bars_receiver import render_cache, request_packs as request_pack
 from bars_receiver.certificates.x509 import sha256_hex
 from bars_receiver.nginx.config import config_key
-from bars_receiver.request_packs import note_key, pack_current, request_pack as request_pack_op
+from bars_receiver.request_packs import note_key, note_template, pack_current, request_packs
 
-from .test_request_pack_operations import FakeHost, collect, execute, host_state, receiver  # noqa: F401
+from .test_request_pack_operations import (  # noqa: F401
+    FakeHost, collect, execute, host_state, packs_op, plan, receiver,
+)
 from .test_scale_500 import sites
 
 
@@ -43,10 +45,11 @@ def test_nginx_key_follows_sites_settings_and_template(receiver):  # noqa: F811
 def test_a_recorded_pack_is_current_only_while_its_files_are_unchanged(receiver, monkeypatch):  # noqa: F811
     endpoint = receiver.endpoints[0]
     state = host_state(endpoint.fqdn)
-    execute(collect(request_pack_op, receiver=receiver, endpoint=endpoint, state=state)[0])
+    execute(collect(request_packs, **packs_op(receiver, plan(receiver, endpoint, state=state)))[0])
     with ctx_host.use(FakeHost()):
         assert pack_current(receiver, endpoint, state)  # checked and rendered once: recorded
-        key = note_key(receiver, endpoint, FakeHost.name, state.csr_pem, state.key_public_pem, False)
+    key = note_key(receiver.project_dir, note_template(receiver), plan(receiver, endpoint), state.csr_pem,
+                   state.key_public_pem)
     note = Path(receiver.requests_dir) / f"{endpoint.fqdn}.md"
     assert render_cache.rendered_sha256(receiver.project_dir, key) == sha256_hex(note.read_bytes())
 
@@ -66,8 +69,19 @@ def test_a_recorded_pack_is_current_only_while_its_files_are_unchanged(receiver,
 def test_pack_key_follows_its_inputs(receiver, renewal):  # noqa: F811
     endpoint = receiver.endpoints[0]
     state, other = host_state(endpoint.fqdn), host_state(endpoint.fqdn)
-    key = note_key(receiver, endpoint, "h", state.csr_pem, state.key_public_pem, renewal)
-    assert key == note_key(receiver, endpoint, "h", state.csr_pem, state.key_public_pem, renewal)
-    assert key != note_key(receiver, endpoint, "h2", state.csr_pem, state.key_public_pem, renewal)
-    assert key != note_key(receiver, endpoint, "h", other.csr_pem, other.key_public_pem, renewal)
-    assert key != note_key(receiver, endpoint, "h", state.csr_pem, state.key_public_pem, not renewal)
+    template = note_template(receiver)
+
+    def key(pack, state=state, template=template):
+        return note_key(receiver.project_dir, template, pack, state.csr_pem, state.key_public_pem)
+
+    pack = plan(receiver, endpoint, renewal=renewal)
+    assert key(pack) == key(plan(receiver, endpoint, renewal=renewal))
+    assert key(pack) != key(plan(receiver, endpoint, renewal=not renewal))
+    assert key(pack) != key({**pack, "note": {**pack["note"], "host_name": "h2"}})
+    assert key(pack) != key({**pack, "stem": pack["stem"] + "@h2"})
+    changed = receiver.model_copy(update={"settings": receiver.settings.model_copy(update={"bars_team_email": "x@nhs.net"})})
+    assert key(pack) != key(plan(changed, endpoint, renewal=renewal))
+    assert key(pack) != key(pack, state=other)
+    assert key(pack) != key(pack, template="request-dir.md.j2")
+
+

@@ -297,7 +297,7 @@ def test_renewal_pack_is_written_beside_the_live_one_and_says_it_is_a_renewal(pr
     assert note.startswith(f"# BaRS certificate renewal request: {endpoint.fqdn}")
     assert "This is a renewal" in note and f"`{endpoint.fqdn}.next.csr`" in note and "/next/key.pem`" in note
     assert not (directory / f"{endpoint.fqdn}.csr").exists()
-    assert set(remove_renewal_pack(receiver, endpoint)) == set(written)
+    assert set(remove_renewal_pack(receiver.requests_dir, endpoint.fqdn)) == set(written)
     assert not list(directory.glob("*.next.*"))
 
 

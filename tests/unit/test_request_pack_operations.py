@@ -1,5 +1,6 @@
-"""Request packs are written when their operations execute, never while pyinfra collects them
-(so --dry writes nothing), and only when they differ from what the host holds."""
+"""Request packs are written when their operation executes, never while pyinfra collects it
+(so --dry writes nothing), only when they differ from what the host holds, in one operation per
+host that reads the host back once for every CSR the run made."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pyinfra.context import ctx_host
 
 from bars_receiver.inventory.loader import load_hosts
 from bars_receiver.keys.facts import EndpointState
-from bars_receiver.request_packs import HostReadback, no_renewal_pack, request_pack
+from bars_receiver.request_packs import RequestPackError, note_template, pack_plan, request_packs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,6 +51,16 @@ def host_state(fqdn: str) -> EndpointState:
     return EndpointState(key_public_pem=public, csr_pem=csr)
 
 
+def packs_op(receiver, *packs) -> dict:
+    """request_packs' arguments for ``packs`` (``pack_plan`` dicts) of ``receiver``."""
+    return {"project_dir": receiver.project_dir, "requests_dir": receiver.requests_dir,
+            "template": note_template(receiver), "base_dir": receiver.settings.base_dir, "packs": list(packs)}
+
+
+def plan(receiver, endpoint, action="write", state=None, renewal=False) -> dict:
+    return pack_plan(receiver, endpoint, FakeHost.name, action, state, renewal)
+
+
 def collect(operation, **kwargs):
     fake = FakeHost()
     with ctx_host.use(fake):
@@ -69,21 +80,31 @@ def test_collecting_writes_nothing_and_executing_writes_the_pack(receiver):
     state = host_state(endpoint.fqdn)
     pack = Path(receiver.requests_dir) / f"{endpoint.fqdn}.csr"
 
-    commands, noops = collect(request_pack, receiver=receiver, endpoint=endpoint, state=state)
+    commands, noops = collect(request_packs, **packs_op(receiver, plan(receiver, endpoint, state=state)))
 
     assert len(commands) == 1 and not noops
     assert not Path(receiver.requests_dir).exists()  # what --dry sees: a change, nothing written
     execute(commands)
     assert pack.read_text() == state.csr_pem
-    assert collect(request_pack, receiver=receiver, endpoint=endpoint, state=state) == ([], [
-        f"request pack {endpoint.fqdn}.csr already matches the host"])
+    assert collect(request_packs, **packs_op(receiver, plan(receiver, endpoint, state=state))) == ([], [
+        "the request packs already match the host"])
+
+
+def test_the_operation_takes_plain_values_only(receiver):
+    """What tasks/request_packs.py hands the operation survives a JSON round trip: no domain object."""
+    import json
+
+    endpoint = receiver.endpoints[0]
+    arguments = packs_op(receiver, plan(receiver, endpoint, state=host_state(endpoint.fqdn)),
+                         plan(receiver, endpoint, "remove_next", renewal=True))
+    assert json.loads(json.dumps(arguments)) == arguments
 
 
 def test_a_pack_that_no_longer_matches_the_host_is_rewritten(receiver):
     endpoint = receiver.endpoints[0]
-    execute(collect(request_pack, receiver=receiver, endpoint=endpoint, state=host_state(endpoint.fqdn))[0])
+    execute(collect(request_packs, **packs_op(receiver, plan(receiver, endpoint, state=host_state(endpoint.fqdn))))[0])
     newer = host_state(endpoint.fqdn)
-    commands, _ = collect(request_pack, receiver=receiver, endpoint=endpoint, state=newer)
+    commands, _ = collect(request_packs, **packs_op(receiver, plan(receiver, endpoint, state=newer)))
     assert len(commands) == 1
     execute(commands)
     assert (Path(receiver.requests_dir) / f"{endpoint.fqdn}.csr").read_text() == newer.csr_pem
@@ -92,12 +113,13 @@ def test_a_pack_that_no_longer_matches_the_host_is_rewritten(receiver):
 def test_a_stale_renewal_pack_is_removed_when_executed(receiver):
     endpoint = receiver.endpoints[0]
     stale = [Path(receiver.requests_dir) / f"{endpoint.fqdn}.next.{suffix}" for suffix in ("csr", "md")]
-    assert collect(no_renewal_pack, receiver=receiver, endpoint=endpoint)[0] == []
+    remove = packs_op(receiver, plan(receiver, endpoint, "remove_next", renewal=True))
+    assert collect(request_packs, **remove)[0] == []
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("old\n")
 
-    commands, _ = collect(no_renewal_pack, receiver=receiver, endpoint=endpoint)
+    commands, _ = collect(request_packs, **remove)
 
     assert all(path.exists() for path in stale)
     execute(commands)
@@ -116,25 +138,57 @@ class ReadingHost(FakeHost):
         return self.states
 
 
+def two_endpoints(receiver):
+    first = receiver.endpoints[0]
+    return first, first.model_copy(update={"fqdn": first.fqdn.replace("BaRS", "BaRS2", 1)})
+
+
 def test_every_new_csr_of_a_host_is_read_back_in_one_read(receiver):
     """A first run: no CSR known while collecting; at execution one read of the host serves every
     pack (a read per pack made the first run quadratic in endpoints)."""
-    endpoint = receiver.endpoints[0]
-    state = host_state(endpoint.fqdn)
-    state.next = host_state(endpoint.fqdn)
-    readback = HostReadback(receiver.settings.base_dir)
-    commands = [command for renewal in (False, True)
-                for command in collect(request_pack, receiver=receiver, endpoint=endpoint, state=None,
-                                       renewal=renewal, readback=readback)[0]]
-    assert len(commands) == 2
-    reading = ReadingHost({endpoint.fqdn: state})
+    first, second = two_endpoints(receiver)
+    states = {endpoint.fqdn: host_state(endpoint.fqdn) for endpoint in (first, second)}
+    states[first.fqdn].next = host_state(first.fqdn)
+    commands, _ = collect(request_packs, **packs_op(receiver, plan(receiver, first), plan(receiver, first, renewal=True),
+                                                    plan(receiver, second)))
+    assert len(commands) == 1
+    reading = ReadingHost(states)
     with ctx_host.use(reading):
         for command in commands:
             command.function(*command.args, **command.kwargs)
-    assert reading.fact_reads == 1 and readback.reads == 1
+    assert reading.fact_reads == 1
     packs = Path(receiver.requests_dir)
-    assert (packs / f"{endpoint.fqdn}.csr").read_text() == state.csr_pem
-    assert (packs / f"{endpoint.fqdn}.next.csr").read_text() == state.next.csr_pem
+    assert (packs / f"{first.fqdn}.csr").read_text() == states[first.fqdn].csr_pem
+    assert (packs / f"{first.fqdn}.next.csr").read_text() == states[first.fqdn].next.csr_pem
+    assert (packs / f"{second.fqdn}.csr").read_text() == states[second.fqdn].csr_pem
+
+
+def test_a_csr_that_cannot_be_sent_is_reported_after_the_others_are_written(receiver):
+    """One endpoint's bad CSR names it and stops the run's host, but the other packs are written."""
+    first, second = two_endpoints(receiver)
+    states = {first.fqdn: host_state("someone-else.nhs.uk"), second.fqdn: host_state(second.fqdn)}
+    commands, _ = collect(request_packs, **packs_op(receiver, plan(receiver, first), plan(receiver, second)))
+    with ctx_host.use(ReadingHost(states)), pytest.raises(RequestPackError, match=first.fqdn) as refused:
+        for command in commands:
+            command.function(*command.args, **command.kwargs)
+    assert second.fqdn not in str(refused.value)
+    assert not (Path(receiver.requests_dir) / f"{first.fqdn}.csr").exists()
+    assert (Path(receiver.requests_dir) / f"{second.fqdn}.csr").read_text() == states[second.fqdn].csr_pem
+
+
+def test_a_promoted_pack_replaces_the_live_one_and_removes_the_next(receiver):
+    endpoint = receiver.endpoints[0]
+    packs = Path(receiver.requests_dir)
+    packs.mkdir(parents=True)
+    for name in (f"{endpoint.fqdn}.next.csr", f"{endpoint.fqdn}.next.md", f"{endpoint.fqdn}.csr"):
+        (packs / name).write_text("old\n")
+    renewed = host_state(endpoint.fqdn)
+    commands, _ = collect(request_packs, **packs_op(receiver, plan(receiver, endpoint, "promote")))
+    with ctx_host.use(ReadingHost({endpoint.fqdn: renewed})):
+        for command in commands:
+            command.function(*command.args, **command.kwargs)
+    assert (packs / f"{endpoint.fqdn}.csr").read_text() == renewed.csr_pem
+    assert not list(packs.glob("*.next.*"))
 
 
 def test_a_pack_that_matches_is_current_so_no_operation_is_declared(receiver):
@@ -144,7 +198,7 @@ def test_a_pack_that_matches_is_current_so_no_operation_is_declared(receiver):
     state = host_state(endpoint.fqdn)
     with ctx_host.use(FakeHost()):
         assert not pack_current(receiver, endpoint, state) and not pack_current(receiver, endpoint, None)
-    execute(collect(request_pack, receiver=receiver, endpoint=endpoint, state=state)[0])
+    execute(collect(request_packs, **packs_op(receiver, plan(receiver, endpoint, state=state)))[0])
     with ctx_host.use(FakeHost()):
         assert pack_current(receiver, endpoint, state)
         assert not pack_current(receiver, endpoint, host_state(endpoint.fqdn))  # another key: the pack differs

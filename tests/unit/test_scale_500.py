@@ -23,7 +23,7 @@ from bars_receiver.inventory.settings import MAX_ENDPOINTS_PER_HOST
 from bars_receiver.nginx import config as nginx
 from bars_receiver.nginx.config import Site, render_config
 from bars_receiver.nginx.verify import ConfigRefused, parse
-from bars_receiver.request_packs import render_note
+from bars_receiver.request_packs import note_fields, note_template, render_note
 from bars_receiver.status.report import endpoint_rows, format_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +92,8 @@ def test_status_table_has_a_row_per_endpoint(receiver):
 def test_request_notes_for_500_render(receiver):
     public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    notes = {e.fqdn: render_note(receiver, e, "rx", public) for e in receiver.endpoints}
+    notes = {e.fqdn: render_note(receiver.project_dir, note_template(receiver), note_fields(receiver, e, "rx"), public)
+             for e in receiver.endpoints}
     assert all(fqdn in note for fqdn, note in notes.items())
 
 
