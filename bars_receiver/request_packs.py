@@ -22,6 +22,7 @@ from bars_receiver.certificates import x509
 from bars_receiver.certificates.x509 import csr_problem, fingerprint, key_bits, public_key_der, sha256_hex
 from bars_receiver.inventory.settings import HostSettings, ResolvedEndpoint, file_stem
 from bars_receiver.keys.facts import PUBLIC_KEY_CACHE, EndpointFiles, EndpointState
+from bars_receiver.keys.operations import batch_name
 from bars_receiver.render_cache import digest, record, rendered_sha256
 from bars_receiver.templates import render
 
@@ -109,6 +110,25 @@ def pack_plan(receiver: HostSettings, endpoint: ResolvedEndpoint, host_name: str
     return {"action": action, "stem": file_stem(endpoint), "renewal": renewal,
             "csr_pem": state.csr_pem if known else None, "public_key_pem": state.key_public_pem if known else None,
             "note": note_fields(receiver, endpoint, host_name, renewal)}
+
+
+PACK_KINDS = (  # (name, suffix, test) for each kind of pack work, as the operation's name says it
+    ("Request pack", "", lambda pack: pack["action"] == "write" and not pack["renewal"]),
+    ("Renewal request pack", " (next key)", lambda pack: pack["action"] == "write" and pack["renewal"]),
+    ("Request pack", ": the renewed key's CSR is now the live one", lambda pack: pack["action"] == "promote"),
+    ("No stale renewal request pack", "", lambda pack: pack["action"] == "remove_next"),
+)
+
+
+def packs_name(packs: list[tuple[str, dict]]) -> str:
+    """The ``request_packs`` operation's name for (fqdn, pack) pairs, by kind, so --dry's list says
+    what will happen to which pack: ``Request pack for A; Renewal request pack for B (next key)``."""
+    names = []
+    for what, suffix, kind in PACK_KINDS:
+        fqdns = [fqdn for fqdn, pack in packs if kind(pack)]
+        if fqdns:
+            names.append(batch_name(what, fqdns) + suffix)
+    return "; ".join(names)
 
 
 def write_request_pack(
@@ -206,12 +226,14 @@ def _apply(project_dir: str, requests_dir: str, template: str, base_dir: str, pa
             csr_pem, public_key_pem = part.csr_pem, part.key_public_pem
         try:
             files = pack_files(project_dir, requests_dir, template, pack, csr_pem, public_key_pem)
+            _log(project_dir, "request pack written",
+                 [path for path, text in files.items() if write_atomically(path, text)])
+            if pack["action"] == "promote":
+                _log(project_dir, "renewal request pack removed (now live)", remove_renewal_pack(requests_dir, stem))
         except RequestPackError as error:
             problems.append(str(error))
-            continue
-        _log(project_dir, "request pack written", [path for path, text in files.items() if write_atomically(path, text)])
-        if pack["action"] == "promote":
-            _log(project_dir, "renewal request pack removed (now live)", remove_renewal_pack(requests_dir, stem))
+        except (OSError, ValueError) as error:  # an unreadable key or a file that cannot be written
+            problems.append(f"{fqdn} on {host.name}: {error}; the request pack was not written")
     if problems:
         raise RequestPackError("; ".join(problems))
 

@@ -11,15 +11,16 @@ matches the live key. A .next pack left by a run interrupted after the swap is r
 from pyinfra import host
 
 from bars_receiver.certificates.renewal import key_role, renewal_due
-from bars_receiver.keys.operations import batch_name
-from bars_receiver.request_packs import note_template, pack_current, pack_plan, renewal_pack_present, request_packs
+from bars_receiver.request_packs import (
+    note_template, pack_current, pack_plan, packs_name, renewal_pack_present, request_packs,
+)
 
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
 refused = host.data.get("refused") or {}  # endpoints left as they are this run (deploy.py)
 
 # Only packs that differ are planned: an unchanged run declares no operation.
-packs, fqdns = [], []
+packs = []
 for endpoint in receiver.endpoints:
     if endpoint.fqdn in refused:
         continue
@@ -39,16 +40,15 @@ for endpoint in receiver.endpoints:
         elif (next_state is None or next_state.key_public_pem is None) and renewal_pack_present(receiver, endpoint):
             # A run interrupted after the host swapped keys, before the pack was promoted.
             planned.append(pack_plan(receiver, endpoint, host.name, "remove_next", renewal=True))
-    if planned:
-        packs += planned
-        fqdns.append(endpoint.fqdn)
+    packs += [(endpoint.fqdn, pack) for pack in planned]
+
 
 if packs:
     request_packs(
-        name=batch_name("Request pack", fqdns),
+        name=packs_name(packs),
         project_dir=receiver.project_dir,
         requests_dir=receiver.requests_dir,
         template=note_template(receiver),
         base_dir=receiver.settings.base_dir,
-        packs=packs,
+        packs=[pack for _, pack in packs],
     )

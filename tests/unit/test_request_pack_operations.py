@@ -17,7 +17,7 @@ from pyinfra.context import ctx_host
 
 from bars_receiver.inventory.loader import load_hosts
 from bars_receiver.keys.facts import EndpointState
-from bars_receiver.request_packs import RequestPackError, note_template, pack_plan, request_packs
+from bars_receiver.request_packs import RequestPackError, note_template, pack_plan, packs_name, request_packs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -205,3 +205,31 @@ def test_a_pack_that_matches_is_current_so_no_operation_is_declared(receiver):
     assert not renewal_pack_present(receiver, endpoint)
     (Path(receiver.requests_dir) / f"{endpoint.fqdn}.next.md").write_text("old\n")
     assert renewal_pack_present(receiver, endpoint)
+
+
+def test_the_operation_name_says_what_happens_to_which_pack(receiver):
+    first, second = two_endpoints(receiver)
+    write, renewal = plan(receiver, first), plan(receiver, first, renewal=True)
+    assert packs_name([(first.fqdn, write)]) == f"Request pack for {first.fqdn}"
+    assert packs_name([(first.fqdn, write), (second.fqdn, plan(receiver, second))]) == \
+        f"Request packs for 2 endpoints: {first.fqdn}, {second.fqdn}"
+    assert packs_name([(first.fqdn, write), (first.fqdn, renewal),
+                       (second.fqdn, plan(receiver, second, "remove_next", renewal=True))]) == \
+        f"Request pack for {first.fqdn}; Renewal request pack for {first.fqdn} (next key); " \
+        f"No stale renewal request pack for {second.fqdn}"
+    assert packs_name([(second.fqdn, plan(receiver, second, "promote"))]) == \
+        f"Request pack for {second.fqdn}: the renewed key's CSR is now the live one"
+
+
+def test_a_pack_that_cannot_be_read_does_not_hide_another_endpoints_problem(receiver):
+    """Any failure of one pack (here a public key openssl never made) is reported with the others,
+    each naming its endpoint, after every pack that can be written is written."""
+    first, second = two_endpoints(receiver)
+    broken = host_state(second.fqdn)
+    broken.key_public_pem = "not a key"
+    states = {first.fqdn: host_state("someone-else.nhs.uk"), second.fqdn: broken}
+    commands, _ = collect(request_packs, **packs_op(receiver, plan(receiver, first), plan(receiver, second)))
+    with ctx_host.use(ReadingHost(states)), pytest.raises(RequestPackError) as refused:
+        for command in commands:
+            command.function(*command.args, **command.kwargs)
+    assert first.fqdn in str(refused.value) and second.fqdn in str(refused.value)
