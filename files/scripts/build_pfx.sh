@@ -36,7 +36,6 @@ step "PKCS#12 built in staging"
 [ -d "$handoff/archive" ] || mkdir -m 700 "$handoff/archive"
 n=$(next_number "$handoff")
 env_text "$handoff/archive/$n/receiver.pfx" "$gen/pfx.pass" > "$gen/kestrel.env"
-salt="rounds=$rounds\$${salt:-$(openssl rand -hex 8)}"
 {
   echo "chain_sha256 $(sha256sum < "$live/chain.pem" | cut -c1-64)"
   echo "key_sha256 $(openssl pkey -in "$live/key.pem" -passin "$passin" -pubout -outform DER | sha256sum | cut -c1-64)"
@@ -44,7 +43,10 @@ salt="rounds=$rounds\$${salt:-$(openssl rand -hex 8)}"
   echo "password_source $source"
   # Only a CI-secret password is compared on the controller (by this slow, salted hash); a
   # generated one never leaves the host, and 100,000 rounds per endpoint would double the build.
-  if [ "$source" = env ]; then echo "password_hash $(openssl passwd -6 -salt "$salt" -in "$gen/pfx.pass")"; fi
+  if [ "$source" = env ]; then
+    salt="rounds=$rounds\$${salt:-$(openssl rand -hex 8)}"
+    echo "password_hash $(openssl passwd -6 -salt "$salt" -in "$gen/pfx.pass")"
+  fi
   echo "password_sha256 $(sha256sum < "$gen/pfx.pass" | cut -c1-64)"
 } > "$gen/pfx.inputs"
 handoff_modes "$handoff" "$group" "$dirmode" "$filemode" "$gen"

@@ -66,7 +66,8 @@ for dir in "$base"/*/; do
   [ -d "$dir" ] || continue
   dir=${dir%/}
   echo "@@endpoint ${dir##*/}"
-  repair_reasons "$dir" | sed 's/^/@@repair /'
+  reasons=$(repair_reasons "$dir")
+  [ -z "$reasons" ] || printf '%s\n' "$reasons" | sed 's/^/@@repair /'
   if [ -f "$dir/key.pem" ] && [ ! -L "$dir/key.pem" ]; then
     old_pass=$(legacy_archived_pass "$dir")
     describe "" "$dir" "$dir/key.pem" "$dir/key.pass" "$old_pass" "$dir/next/key.pass"

@@ -66,11 +66,18 @@ next_number() {
 
 # The number of the generation a pointer names (empty when absent or not one of ours).
 pointer_number() {
+  pointer_of "$1"
+  [ -z "$pn" ] || echo "$pn"
+}
+
+# pointer_number into $pn, without the subshell a $(...) costs (resolve runs per endpoint).
+pointer_of() {
+  pn=
   [ -L "$1" ] || return 0
-  t=$(readlink "$1")
-  case $t in archive/*) t=${t#archive/} ;; *) return 0 ;; esac
-  case $t in '' | *[!0-9]*) return 0 ;; esac
-  [ -d "${1%/*}/archive/$t" ] && echo "$t"
+  pn_t=$(readlink "$1")
+  case $pn_t in archive/*) pn_t=${pn_t#archive/} ;; *) return 0 ;; esac
+  case $pn_t in '' | *[!0-9]*) return 0 ;; esac
+  [ -d "${1%/*}/archive/$pn_t" ] && pn=$pn_t
   return 0
 }
 
@@ -120,42 +127,68 @@ remember_public() {
 
 # The newest generation of $1 holding a key; with $2 = complete, only those with a certificate.
 newest_generation() {
-  best=0
-  for g in "$1"/archive/*/; do
-    g=${g%/}
-    n=${g##*/}
-    case $n in '' | *[!0-9]*) continue ;; esac
-    [ -f "$g/key.pem" ] || continue
-    if [ "${2:-}" = complete ] && [ ! -f "$g/chain.pem" ]; then continue; fi
-    [ "$n" -gt "$best" ] && best=$n
+  newest_of "$@"
+  [ "$newest" -gt 0 ] && echo "$newest"
+  return 0
+}
+
+# newest_generation into $newest (0 for none), without the subshell a $(...) costs.
+newest_of() {
+  newest=0
+  for ng_g in "$1"/archive/*/; do
+    ng_g=${ng_g%/}
+    ng_n=${ng_g##*/}
+    case $ng_n in '' | *[!0-9]*) continue ;; esac
+    [ -f "$ng_g/key.pem" ] || continue
+    if [ "${2:-}" = complete ] && [ ! -f "$ng_g/chain.pem" ]; then continue; fi
+    [ "$ng_n" -gt "$newest" ] && newest=$ng_n
   done
-  [ "$best" -gt 0 ] && echo "$best"
   return 0
 }
 
 # Which generations live and next should name, decided from what is on disk (no changes):
 # sets $want_live and $want_next (numbers, or empty).
+# Also sets $live_pointer and $next_pointer: the generations the pointers name now (pointer_number).
 resolve() {
   d=$1
-  want_live=$(pointer_number "$d/live")
+  pointer_of "$d/live"
+  live_pointer=$pn
+  pointer_of "$d/next"
+  next_pointer=$pn
+  want_live=$live_pointer
   if [ -z "$want_live" ] || [ ! -f "$d/archive/$want_live/key.pem" ]; then
     want_live=$(newest_generation "$d" complete)
     [ -n "$want_live" ] || want_live=$(newest_generation "$d")
   fi
-  want_next=$(pointer_number "$d/next")
+  want_next=$next_pointer
   if [ -n "$want_next" ] && { [ ! -f "$d/archive/$want_next/key.pem" ] || [ -f "$d/archive/$want_next/chain.pem" ] ||
     same_file "$d/archive/$want_next/key.pem" "$d/archive/$want_live/key.pem"; }; then
     want_next=
   fi
   if [ -z "$want_next" ] && [ -n "$want_live" ] && [ ! -e "$d/next" ]; then
     # A key made for renewal whose pointer a crash never wrote: the newest key-only generation.
-    newest=$(newest_generation "$d")
+    newest_of "$d"
     if [ "$newest" -gt "$want_live" ] && [ ! -f "$d/archive/$newest/chain.pem" ] &&
       ! same_file "$d/archive/$newest/key.pem" "$d/archive/$want_live/key.pem"; then
       want_next=$newest
     fi
   fi
   return 0
+}
+
+# Whether every compatibility link of endpoint directory $1 (key.pem... -> live/<name>) is in
+# place: one readlink for all of them (GNU readlink takes several files), as a fact reads every
+# endpoint on every changed run. Any doubt (a missing or wrong link) returns false.
+compat_links_ok() {
+  cl_dir=$1 cl_want=
+  shift
+  for cl_f in $COMPAT_NAMES; do
+    set -- "$@" "$cl_dir/$cl_f"
+    cl_want="$cl_want${cl_want:+
+}live/$cl_f"
+  done
+  cl_have=$(readlink "$@" 2>/dev/null) || return 1
+  [ "$cl_have" = "$cl_want" ]
 }
 
 # Why endpoint directory $1 needs reconcile (one reason per line); nothing when it does not.
@@ -166,13 +199,13 @@ repair_reasons() {
   for f in $LEGACY_STAGED; do [ -e "$d/$f" ] && echo "$f left by an interrupted run"; done
   [ -d "$d/archive" ] || return 0
   resolve "$d"
-  [ "$(pointer_number "$d/live")" = "$want_live" ] || echo "live does not name generation ${want_live:-none}"
+  [ "$live_pointer" = "$want_live" ] || echo "live does not name generation ${want_live:-none}"
   if [ -n "$want_next" ]; then
-    [ "$(pointer_number "$d/next")" = "$want_next" ] || echo "next does not name generation $want_next"
+    [ "$next_pointer" = "$want_next" ] || echo "next does not name generation $want_next"
   elif [ -e "$d/next" ] || [ -L "$d/next" ]; then
     echo "next names no pending key"
   fi
-  if [ -n "$want_live" ]; then
+  if [ -n "$want_live" ] && ! compat_links_ok "$d"; then
     for f in $COMPAT_NAMES; do
       [ "$(readlink "$d/$f" 2>/dev/null)" = "live/$f" ] || { echo "$f is not the link live/$f"; break; }
     done
