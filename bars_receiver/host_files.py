@@ -28,6 +28,17 @@ def upload_secret(path: str, secret: str):
     yield FileUploadCommand(StringIO(secret), path)
 
 
+def owned(meta: dict | None, mode: str, group: str) -> bool:
+    """A File or Directory fact's value says: there, root-owned, group ``group``, mode ``mode``."""
+    return bool(meta) and meta["mode"] == int(mode) and meta["user"] == "root" and meta["group"] == group
+
+
+def file_settled(meta: dict | None, sha256: str | None, content: str, mode: str = "644") -> bool:
+    """``file_atomically(path, content, mode)`` would do nothing, given the path's File and
+    Sha256File facts (tasks skip declaring it: bars_receiver/snapshot.py)."""
+    return sha256 == sha256_hex(content.encode()) and owned(meta, mode, "root")
+
+
 @operation()
 def file_atomically(path: str, content: str, mode: str = "644"):
     """
@@ -48,7 +59,7 @@ def file_atomically(path: str, content: str, mode: str = "644"):
     """
     meta = host.get_fact(File, path=path)
     if host.get_fact(Sha256File, path=path) == sha256_hex(content.encode()):
-        if meta and meta["mode"] == int(mode) and meta["user"] == "root" and meta["group"] == "root":
+        if owned(meta, mode, "root"):
             host.noop(f"{path} is already up to date")
             return
         yield script_command('chown root:root "$1" && chmod "$2" "$1"', path, mode)
@@ -76,7 +87,7 @@ def private_directory(path: str, mode: str = "700", group: str = "root"):
         private_directory(name="Endpoint base directory (root only)", path="/etc/bars-receiver")
     """
     meta = host.get_fact(Directory, path=path)
-    if meta and meta["mode"] == int(mode) and meta["user"] == "root" and meta["group"] == group:
+    if owned(meta, mode, group):
         host.noop(f"{path} is already root:{group} {mode}")
         return
     yield script_command(

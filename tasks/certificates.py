@@ -10,13 +10,15 @@ every endpoint is printed when the run ends.
 
 from pyinfra import host
 from pyinfra.api import DeployError
+from pyinfra.facts.files import Directory
 
 from bars_receiver.application.handoff import handoff_actions, pkcs12_bundles
 from bars_receiver.certificates.operations import certificates_installed, install_action
 from bars_receiver.certificates.renewal import host_problems, key_role, serving_state
-from bars_receiver.host_files import private_directory
+from bars_receiver.host_files import owned, private_directory
 from bars_receiver.keys.facts import NEXT
 from bars_receiver.keys.operations import batch_name
+from bars_receiver.snapshot import read, snapshot
 from bars_receiver.status.report import endpoint_rows, record_status
 
 receiver = host.data.receiver
@@ -42,13 +44,10 @@ record_status(host.state, host.name, endpoint_rows(host.name, receiver, installe
 
 active = [endpoint for endpoint in receiver.endpoints
           if endpoint.fqdn in receiver.certificates and endpoint.fqdn not in refused]
-if active:
-    private_directory(
-        name="Application hand-off directory",
-        path=settings.app_dir,
-        group=settings.app_group or "root",
-        mode="750" if settings.app_group else "700",
-    )
+app_group, app_mode = settings.app_group or "root", "750" if settings.app_group else "700"
+app_dir_meta = read(Directory, path=settings.app_dir)
+if active and not snapshot().settled(lambda meta: owned(meta, app_mode, app_group), app_dir_meta):
+    private_directory(name="Application hand-off directory", path=settings.app_dir, group=app_group, mode=app_mode)
 
 installs, loose, install_fqdns, swapped = [], [], [], []
 handoffs, handoff_fqdns = [], []

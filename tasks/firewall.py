@@ -9,26 +9,40 @@ released only by tasks/firewall_release.py, after nginx is confirmed on the new 
 """
 
 from pyinfra import host
+from pyinfra.facts.files import Sha256File
 from pyinfra.operations import systemd
 
-from bars_receiver.firewall.nftables import RULES_PATH, TABLE, UNIT, UNIT_PATH, listener_firewall
-from bars_receiver.host_files import file_atomically
+from bars_receiver.firewall.nftables import (
+    FAMILY, RULES_PATH, TABLE, UNIT, UNIT_PATH, NftablesTable, firewall_settled, listener_firewall,
+)
+from bars_receiver.host_files import file_atomically, file_settled
+from bars_receiver.snapshot import file_reads, read, service_reads, service_settled, snapshot
 from bars_receiver.templates import render
 
 receiver = host.data.receiver
 port = receiver.settings.listen_port
+sources = [str(source) for source in receiver.settings.proxy_addresses]
+now = snapshot()  # declared below only when the host differs, or an earlier operation may change it
 
-listener_firewall(
-    name=f"Firewall: only the BaRS proxy may reach port {port}",
-    port=port,
-    sources=[str(source) for source in receiver.settings.proxy_addresses],
-    local_ports=receiver.local_upstream_ports,
+table_settled = now.settled(
+    lambda live, kept: firewall_settled(live, kept, port, sources, receiver.local_upstream_ports),
+    read(NftablesTable, family=FAMILY, table=TABLE), read(Sha256File, path=RULES_PATH),
 )
+if not table_settled:
+    listener_firewall(
+        name=f"Firewall: only the BaRS proxy may reach port {port}",
+        port=port,
+        sources=sources,
+        local_ports=receiver.local_upstream_ports,
+    )
+# tasks/firewall_release.py reads the table after this run's change, if any.
+host.data.firewall_changing = not table_settled
 
-unit = file_atomically(
-    name=f"Boot-time firewall loader {UNIT}",
-    path=UNIT_PATH,
-    content=render(receiver.project_dir, "bars-receiver-firewall.service.j2", table=TABLE, rules_path=RULES_PATH),
-)
-systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
-systemd.service(name=f"Enable {UNIT}", service=UNIT, running=True, enabled=True)
+unit_text = render(receiver.project_dir, "bars-receiver-firewall.service.j2", table=TABLE, rules_path=RULES_PATH)
+unit_settled = now.settled(lambda meta, sha256: file_settled(meta, sha256, unit_text), *file_reads(UNIT_PATH))
+if not unit_settled:
+    unit = file_atomically(name=f"Boot-time firewall loader {UNIT}", path=UNIT_PATH, content=unit_text)
+    systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
+if not unit_settled or not now.settled(lambda running, enabled: service_settled(running, enabled, UNIT),
+                                       *service_reads()):
+    systemd.service(name=f"Enable {UNIT}", service=UNIT, running=True, enabled=True)

@@ -10,21 +10,25 @@ every core, so a first run's round trips do not grow with endpoints.
 """
 
 from pyinfra import host
+from pyinfra.facts.files import Directory
 
 from bars_receiver.certificates.renewal import renewal_due
-from bars_receiver.host_files import private_directory
+from bars_receiver.host_files import owned, private_directory
 from bars_receiver.keys.facts import LIVE, NEXT
 from bars_receiver.keys.operations import (
     batch_name, certificate_requests, csr_reason, key_arguments, key_needs_care, private_key, private_keys,
     reconciled_endpoints,
 )
+from bars_receiver.snapshot import read, snapshot
 
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
 certificate_files = host.data.certificate_files
 refused = host.data.get("refused") or {}  # endpoints left as they are this run (deploy.py)
 
-private_directory(name="Endpoint base directory (root only)", path=receiver.settings.base_dir)
+base_dir_meta = read(Directory, path=receiver.settings.base_dir)
+if not snapshot().settled(lambda meta: owned(meta, "700", "root"), base_dir_meta):
+    private_directory(name="Endpoint base directory (root only)", path=receiver.settings.base_dir)
 
 repairs = {name: state.repairs for name, state in endpoint_files.items()}
 repairs.update({f"{receiver.settings.app_dir}/{name}": ["a PKCS#12 build left staged secrets"]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import DeployError
-from pyinfra.facts.files import Sha256File
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import Directory, Sha256File
 from pyinfra.operations import files, systemd
 
 from bars_receiver.certificates.facts import INSTALLED_FILES
@@ -18,11 +19,12 @@ from bars_receiver.nginx.config import (
     LIVE_CONFIG, NJS_DIR, NJS_MODULE, NJS_SOURCE, NginxLoaded, Site, checked_config, config_key, reload, render_config,
 )
 from bars_receiver.certificates.x509 import sha256_hex
-from bars_receiver.host_files import file_atomically
-from bars_receiver.nginx.default_site import default_site_disabled
+from bars_receiver.host_files import file_atomically, file_settled, owned
+from bars_receiver.nginx.default_site import DefaultSite, default_site_disabled, default_site_settled
 from bars_receiver.nginx.escape import UnsafeValue
 from bars_receiver.nginx.verify import ConfigRefused
 from bars_receiver.render_cache import record, rendered_sha256
+from bars_receiver.snapshot import client_crl_path, file_reads, read, service_reads, service_settled, snapshot
 
 receiver = host.data.receiver
 endpoint_files = host.data.endpoint_files
@@ -38,9 +40,11 @@ def still_installed(fqdn: str) -> bool:
     return state is not None and state.key_public_pem is not None and all(f in held for f in INSTALLED_FILES)
 
 
-crl_path = f"{receiver.settings.base_dir}/client-crl.pem" if receiver.client_crl_pem else None
+now = snapshot()  # host-level operations are declared only when the host differs
+crl_path = client_crl_path(receiver.settings.base_dir) if receiver.client_crl_pem else None
 reload_after = list(certificate_changes)
-if crl_path:
+if crl_path and not now.settled(lambda meta, sha256: file_settled(meta, sha256, receiver.client_crl_pem),
+                                *file_reads(crl_path)):
     reload_after.append(file_atomically(
         name="Client CRLs for nginx (client_crl)",
         path=crl_path,
@@ -74,7 +78,7 @@ for endpoint in receiver.endpoints:
 
 # Read once: render_config skips its structural check when the text is the live file's, and
 # checked_config uploads (after nginx -t) only when it is not.
-live_sha256 = host.get_fact(Sha256File, path=LIVE_CONFIG) or ""  # "": no live file, nothing to skip
+live_sha256 = now.fact(Sha256File, path=LIVE_CONFIG) or ""  # "": no live file, nothing to skip
 # Not even rendered when an earlier run recorded that these exact inputs render to the live file.
 key = config_key(receiver, sites)
 text = None
@@ -89,12 +93,15 @@ if not live_sha256 or rendered_sha256(receiver.project_dir, key) != live_sha256:
     record(receiver.project_dir, key, sha256_hex(text.encode()))
 
 # Before the configuration that imports it: nginx -t loads the module.
-files.directory(name=f"{NJS_DIR} for the deploy's njs module", path=NJS_DIR, user="root", group="root", mode="755")
-reload_after.append(file_atomically(
-    name="njs module for the client certificate's SHA-256 fingerprint",
-    path=NJS_MODULE,
-    content=Path(receiver.project_dir, NJS_SOURCE).read_text(),
-))
+if not now.settled(lambda meta: owned(meta, "755", "root"), read(Directory, path=NJS_DIR)):
+    files.directory(name=f"{NJS_DIR} for the deploy's njs module", path=NJS_DIR, user="root", group="root", mode="755")
+njs = Path(receiver.project_dir, NJS_SOURCE).read_text()
+if not now.settled(lambda meta, sha256: file_settled(meta, sha256, njs), *file_reads(NJS_MODULE)):
+    reload_after.append(file_atomically(
+        name="njs module for the client certificate's SHA-256 fingerprint",
+        path=NJS_MODULE,
+        content=njs,
+    ))
 
 config = checked_config(
     name="nginx TLS-MA configuration (parsed and checked on the controller, then with nginx -t)",
@@ -102,18 +109,22 @@ config = checked_config(
     scratch_dir=receiver.settings.base_dir,
     live_sha256=live_sha256,
 )
-if receiver.settings.disable_default_site:
+# Also while nginx is being installed this run: its package enables the default site.
+nginx_installed = "nginx" in (now.fact(DebPackages) or {})
+if receiver.settings.disable_default_site and not (nginx_installed and now.settled(default_site_settled,
+                                                                                   read(DefaultSite))):
     site = default_site_disabled(
         name="Debian's default site (port 80) disabled when untouched (its link kept in base_dir)",
         archive_path=f"{receiver.settings.base_dir}/nginx-default-site.disabled",
     )
     reload_after.append(site)
 
-systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
+if not now.settled(lambda running, enabled: service_settled(running, enabled, "nginx.service"), *service_reads()):
+    systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
 
 # Also when an earlier reload did not take (or never happened): nginx must serve what is on disk.
 marker = f"{receiver.settings.base_dir}/nginx-loaded"
-loaded = host.get_fact(NginxLoaded, live=LIVE_CONFIG, marker=marker)
+loaded = now.fact(NginxLoaded, live=LIVE_CONFIG, marker=marker)
 reload(
     name="Reload nginx (and check it took the new configuration)",
     marker=marker,

@@ -14,7 +14,12 @@ file nft rejects changes nothing. The same file, kept at ``RULES_PATH``, is what
 loads at boot.
 
 pyinfra has no nftables operation: ``NftablesTable`` reads the live table and ``listener_firewall``
-re-applies it only when it differs from what the settings ask for.
+re-applies it only when it differs from what the settings ask for (``firewall_settled`` says so
+from a snapshot, so an unchanged run does not declare it).
+
+Why this module is long: the rules text, the table read back from nft and the operation's
+decision must agree on one representation of the table; split apart, each half would import the
+other's private helpers.
 """
 
 from __future__ import annotations
@@ -233,6 +238,31 @@ def apply_commands(candidate: str, path: str, serving: int | None = None,
     yield from host_script("firewall_apply", *args)
 
 
+def _rules(live: dict | None, port: int, sources: list, local_ports: list[int] | None,
+           transition: str) -> tuple[set[int], list[int], str]:
+    """The ports to filter, the loopback-only ports and the rules text for a transition."""
+    ports = {port} | (filtered_ports(live) - {port}) if transition == "widen" else {port}
+    local_ports = sorted(set(local_ports or ()))
+    return ports, local_ports, render_rules(port if ports == {port} else ports, sources, local_ports)
+
+
+def _in_place(live: dict | None, kept: str | None, port: int, ports: set[int], sources: list,
+              local_ports: list[int], rules: str) -> bool:
+    return live == desired_table(port_list(port if ports == {port} else ports), sources, local_ports) \
+        and kept == hashlib.sha256(rules.encode()).hexdigest()
+
+
+def firewall_settled(live: dict | None, kept: str | None, port: int, sources: list[str],
+                     local_ports: list[int] | None = None, transition: str = "widen") -> bool:
+    """``listener_firewall`` would do nothing, given the NftablesTable fact ``live`` and the kept
+    rules file's Sha256File fact ``kept`` (tasks skip declaring it: bars_receiver/snapshot.py)."""
+    if transition == "release" and not filtered_ports(live) - {port}:
+        return True
+    networks = [parse_network(str(source)) for source in sources]
+    ports, local_ports, rules = _rules(live, port, networks, local_ports, transition)
+    return _in_place(live, kept, port, ports, networks, local_ports, rules)
+
+
 @operation()
 def listener_firewall(port: int, sources: list[str], path: str = RULES_PATH, transition: str = "widen",
                       local_ports: list[int] | None = None):
@@ -266,16 +296,12 @@ def listener_firewall(port: int, sources: list[str], path: str = RULES_PATH, tra
     if transition == "release" and not old:
         host.noop(f"no earlier listener port to release; port {port} is filtered by the step before nginx")
         return
-    ports = {port} | old if transition == "widen" else {port}
-    local_ports = sorted(set(local_ports or ()))
-    rules = render_rules(port if ports == {port} else ports, sources, local_ports)
+    ports, local_ports, rules = _rules(live, port, sources, local_ports, transition)
     try:
         verify_rules(rules, ports, sources, local_ports)  # what goes live is exactly the validated table
     except RulesMismatch as error:
         raise OperationError(f"the rendered firewall rules were not applied: {error}") from None
-    digest = hashlib.sha256(rules.encode()).hexdigest()
-    kept = host.get_fact(Sha256File, path=path)
-    if live == desired_table(port_list(port if ports == {port} else ports), sources, local_ports) and kept == digest:
+    if _in_place(live, host.get_fact(Sha256File, path=path), port, ports, sources, local_ports, rules):
         host.noop(f"nftables table {FAMILY} {TABLE} and {path} already allow only the proxy to port {_dport(port_list(ports))}")
         return
     log_diff(path, rules)

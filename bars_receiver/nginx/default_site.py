@@ -33,6 +33,12 @@ class DefaultSite(FactBase):
         return output[-1].strip() if output else "absent"
 
 
+def default_site_settled(state: str) -> bool:
+    """``default_site_disabled`` would do nothing and say nothing, given the DefaultSite fact: the
+    site is not enabled. (A modified site is left enabled with a warning every run.)"""
+    return state == "absent"
+
+
 @operation()
 def default_site_disabled(archive_path: str):
     """

@@ -22,6 +22,7 @@ from bars_receiver.firewall.nftables import (
     RULES_PATH,
     NftablesTable,
     desired_table,
+    firewall_settled,
     filtered_ports,
     listener_firewall,
     render_rules,
@@ -297,3 +298,25 @@ def test_the_loopback_rule_reads_back_as_nft_lists_it():
     assert table_state(listing) != desired_table(443, SOURCES)  # a table without it differs, and is re-applied
     assert table_state(listing) != desired_table(443, SOURCES, [8081])
     assert filtered_ports(table_state(listing)) == {443}  # never mistaken for an earlier listener port
+
+
+@pytest.mark.parametrize("case", ["steady", "edited", "absent", "no file", "port change", "interrupted", "first run"])
+@pytest.mark.parametrize("transition", ["widen", "release"])
+def test_settled_says_exactly_when_the_operation_would_do_nothing(case, transition):
+    """tasks/firewall*.py skip declaring the operation on firewall_settled's word (a snapshot of
+    the same facts): it must agree with the operation in every case."""
+    right = kept_digest()
+    live, kept, port = {
+        "steady": (desired_table(443, SOURCES), right, 443),
+        "edited": ({}, right, 443),
+        "absent": (None, None, 443),
+        "no file": (desired_table(443, SOURCES), None, 443),
+        "port change": (desired_table(443, SOURCES), right, 8443),
+        "interrupted": (desired_table([443, 8443], SOURCES),
+                        hashlib.sha256(render_rules([443, 8443], SOURCES).encode()).hexdigest(), 8443),
+        "first run": (None, None, 8443),
+    }[case]
+    fake = FakeHost(live, kept)
+    with ctx_host.use(fake):
+        commands = list(listener_firewall._inner(port=port, sources=SOURCES, transition=transition))
+    assert firewall_settled(live, kept, port, [str(source) for source in SOURCES], None, transition) == (commands == [])
