@@ -9,6 +9,8 @@ change, and any change to the script or its arguments, runs the script again.
 
 from __future__ import annotations
 
+import base64
+
 from pyinfra.api import StringCommand
 
 from bars_receiver.scripts import run_script, script_text
@@ -23,3 +25,14 @@ def cached_fact(name: str, roots: tuple[str, ...], *args: object, cache_write: b
     first, second = (*roots, "")[:2]
     return run_script("cached_fact", f"{FACT_CACHE}/{name}", "yes" if cache_write else "no", first, second,
                       script_text(name), *args)
+
+
+FRAME = "@@b64 "
+
+
+def unframed(output: list[str]) -> list[str]:
+    """The script's own lines from cached_fact.sh's one-line frame (``@@b64 `` and base64: one line
+    reads far faster over SSH than thousands); other output as it is."""
+    if len(output) == 1 and output[0].startswith(FRAME):
+        return base64.b64decode(output[0][len(FRAME):]).decode().splitlines()
+    return output

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase, StringCommand
 
-from bars_receiver.fact_cache import cached_fact
+from bars_receiver.fact_cache import cached_fact, unframed
 from bars_receiver.keys.facts import FileMeta
 
 CERT = "cert.pem"
@@ -77,6 +77,7 @@ class CertificateFiles(FactBase):
                            app_group or "", cache_write=cache_write)
 
     def process(self, output: list[str]) -> InstalledCertificates:
+        output = unframed(output)
         result = InstalledCertificates()
         current: InstalledCertificate | None = None
         for line in output:

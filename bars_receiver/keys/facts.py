@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase, StringCommand
 
-from bars_receiver.fact_cache import cached_fact
+from bars_receiver.fact_cache import cached_fact, unframed
 
 KEY = "key.pem"
 KEY_PASSPHRASE = "key.pass"
@@ -79,6 +79,7 @@ class EndpointFiles(FactBase):
                            cache_write=cache_write)
 
     def process(self, output: list[str]) -> dict[str, EndpointState]:
+        output = unframed(output)
         states: dict[str, EndpointState] = {}
         current: EndpointState | None = None
         block: list[str] | None = None

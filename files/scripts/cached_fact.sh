@@ -22,18 +22,30 @@ digest=$({
   done
   stat -c '%n %i %s %Y %Z' /etc/group /etc/passwd 2>/dev/null
 } | sha256sum | cut -c1-64)
+# The output goes back as one line, "@@b64 " and the output in base64 (fact_cache.unframed): at
+# 500 endpoints it is tens of thousands of lines, which pyinfra's SSH reader takes one at a time.
+framed() {
+  printf '@@b64 '
+  base64 -w0
+  echo
+}
+# The script's output, framed, without keeping it (a dry run, or no cache directory).
+uncached() {
+  status=0
+  out=$(sh -c "$script" bars-fact "$@") || status=$?
+  { [ -z "$out" ] || printf '%s\n' "$out"; } | framed
+  exit "$status"
+}
 if [ -f "$cache" ] && [ "$(head -n 1 "$cache")" = "digest $digest" ]; then
-  tail -n +2 "$cache"
+  tail -n +2 "$cache" | framed
   exit 0
 fi
-if [ "$cache_write" != yes ]; then
-  exec sh -c "$script" bars-fact "$@"
-fi
-(umask 077; mkdir -p "${cache%/*}") 2>/dev/null || exec sh -c "$script" bars-fact "$@"
+if [ "$cache_write" != yes ]; then uncached "$@"; fi
+(umask 077; mkdir -p "${cache%/*}") 2>/dev/null || uncached "$@"
 umask 077
 rm -f "$cache"
 status=0
 { echo "digest $digest"; sh -c "$script" bars-fact "$@"; } > "$cache.$$" || status=$?
-tail -n +2 "$cache.$$"
+tail -n +2 "$cache.$$" | framed
 if [ "$status" -eq 0 ]; then mv -f "$cache.$$" "$cache"; else rm -f "$cache.$$"; fi
 exit "$status"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bars_receiver.fact_cache import FACT_CACHE, cached_fact
+from bars_receiver.fact_cache import FACT_CACHE, FRAME, cached_fact, unframed
 from bars_receiver.scripts import script_text
 
 # A stand-in fact: lists the directory's files with their content, and counts its own runs in a
@@ -37,7 +37,8 @@ def read(place, script: str = FACT, write: str = "yes", extra: str = "") -> str:
                              script, str(root), str(runs), *([extra] if extra else [])],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    return result.stdout
+    assert result.stdout.count("\n") == 1 and result.stdout.startswith(FRAME)  # one line, whatever the size
+    return "".join(line + "\n" for line in unframed(result.stdout.splitlines()))
 
 
 def runs(place) -> int:
