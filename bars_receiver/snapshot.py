@@ -57,6 +57,16 @@ def file_reads(path: str) -> tuple[Read, Read]:
     return read(File, path=path), read(Sha256File, path=path)
 
 
+def firewall_reads() -> tuple[Read, Read]:
+    """What ``listener_firewall`` reads: the live table and the kept rules file's hash."""
+    return read(NftablesTable, family=FAMILY, table=TABLE), read(Sha256File, path=RULES_PATH)
+
+
+def service_reads() -> tuple[Read, Read]:
+    """What ``systemd.service`` reads of the services the deploy keeps running."""
+    return read(SystemdStatus, services=list(SERVICES)), read(SystemdEnabled, services=list(SERVICES))
+
+
 def host_reads(base_dir: str, app_dir: str, client_crl: str | None = None) -> tuple[Read, ...]:
     """Every fact the snapshot holds: the packages task's, the host-level operations', and the
     nginx task's reads of the live configuration."""
@@ -69,10 +79,8 @@ def host_reads(base_dir: str, app_dir: str, client_crl: str | None = None) -> tu
         *file_reads(NJS_MODULE),
         *file_reads(UNIT_PATH),
         *(file_reads(client_crl) if client_crl else ()),
-        read(Sha256File, path=RULES_PATH),
-        read(NftablesTable, family=FAMILY, table=TABLE),
-        read(SystemdStatus, services=list(SERVICES)),
-        read(SystemdEnabled, services=list(SERVICES)),
+        *firewall_reads(),
+        *service_reads(),
         read(DefaultSite),
         read(Sha256File, path=LIVE_CONFIG),
         read(NginxLoaded, live=LIVE_CONFIG, marker=f"{base_dir}/nginx-loaded"),
@@ -180,5 +188,3 @@ def service_settled(running: dict[str, bool], enabled: dict[str, bool], service:
     return running.get(service) is True and enabled.get(service) is True
 
 
-def service_reads() -> tuple[Read, Read]:
-    return read(SystemdStatus, services=list(SERVICES)), read(SystemdEnabled, services=list(SERVICES))

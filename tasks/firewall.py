@@ -9,14 +9,13 @@ released only by tasks/firewall_release.py, after nginx is confirmed on the new 
 """
 
 from pyinfra import host
-from pyinfra.facts.files import Sha256File
 from pyinfra.operations import systemd
 
 from bars_receiver.firewall.nftables import (
-    FAMILY, RULES_PATH, TABLE, UNIT, UNIT_PATH, NftablesTable, firewall_settled, listener_firewall,
+    RULES_PATH, TABLE, UNIT, UNIT_PATH, firewall_settled, listener_firewall,
 )
 from bars_receiver.host_files import file_atomically, file_settled
-from bars_receiver.snapshot import file_reads, read, service_reads, service_settled, snapshot
+from bars_receiver.snapshot import file_reads, firewall_reads, service_reads, service_settled, snapshot
 from bars_receiver.templates import render
 
 receiver = host.data.receiver
@@ -26,7 +25,7 @@ now = snapshot()  # declared below only when the host differs, or an earlier ope
 
 table_settled = now.settled(
     lambda live, kept: firewall_settled(live, kept, port, sources, receiver.local_upstream_ports),
-    read(NftablesTable, family=FAMILY, table=TABLE), read(Sha256File, path=RULES_PATH),
+    *firewall_reads(),
 )
 if not table_settled:
     listener_firewall(

@@ -3,10 +3,9 @@ moved to the new one (the host confirms it listens there and nothing listens on 
 before the table narrows). Until then strangers could reach neither port."""
 
 from pyinfra import host
-from pyinfra.facts.files import Sha256File
 
-from bars_receiver.firewall.nftables import FAMILY, RULES_PATH, TABLE, NftablesTable, firewall_settled, listener_firewall
-from bars_receiver.snapshot import read, snapshot
+from bars_receiver.firewall.nftables import firewall_settled, listener_firewall
+from bars_receiver.snapshot import firewall_reads, snapshot
 
 receiver = host.data.receiver
 port = receiver.settings.listen_port
@@ -16,7 +15,7 @@ sources = [str(source) for source in receiver.settings.proxy_addresses]
 # earlier port (a run stopped between the two steps): the operation then reads the table itself.
 if host.data.get("firewall_changing", True) or not snapshot().settled(
     lambda live, kept: firewall_settled(live, kept, port, sources, receiver.local_upstream_ports, "release"),
-    read(NftablesTable, family=FAMILY, table=TABLE), read(Sha256File, path=RULES_PATH),
+    *firewall_reads(),
 ):
     listener_firewall(
         name=f"Firewall: release earlier listener ports, nginx is on port {port}",
