@@ -175,7 +175,7 @@ def pack_current(receiver: HostSettings, endpoint: ResolvedEndpoint, state: Endp
     without checking or rendering again."""
     if state is None or state.csr_pem is None or state.key_public_pem is None:
         return False
-    pack = {"stem": file_stem(endpoint), "renewal": renewal, "note": note_fields(receiver, endpoint, host.name, renewal)}
+    pack = pack_plan(receiver, endpoint, host.name, renewal=renewal)
     template = note_template(receiver)
     key = note_key(receiver.project_dir, template, pack, state.csr_pem, state.key_public_pem)
     known = rendered_sha256(receiver.project_dir, key)
