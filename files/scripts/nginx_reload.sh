@@ -1,8 +1,11 @@
 #!/bin/sh
 # Reload nginx and fail unless it really took the configuration; then record what it loaded.
-# systemctl reload only signals nginx: a configuration that passed nginx -t can still fail to load
-# (a port taken by another process). New worker processes show it did load; only then is the
-# digest recorded, so a reload that did not take is tried again, and reported, on the next run.
+# The reload is SIGHUP to nginx's main process, sent through systemd: what Debian's ExecReload
+# (nginx -s reload) does, without the whole configuration parsed once more only to find the pid
+# file (at 500 servers, each parse loads 500 certificates). A signal only asks nginx to reload:
+# a configuration that passed nginx -t can still fail to load (a port taken by another process).
+# New worker processes show it did load; only then is the digest recorded, so a reload that did
+# not take is tried again, and reported, on the next run.
 # Arguments: live_file marker_file
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
@@ -11,7 +14,7 @@ umask 077
 live=$1 marker=$2
 workers() { ps --ppid "$(systemctl show -p MainPID --value nginx)" -o pid= | tr -d ' ' | sort; }
 before=$(workers)
-systemctl reload nginx
+systemctl kill --kill-whom=main --signal=HUP nginx
 i=0
 while [ "$i" -lt 50 ]; do
   for pid in $(workers); do

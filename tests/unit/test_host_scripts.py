@@ -207,12 +207,12 @@ def test_loaded_is_current_only_while_the_marker_is_the_digest_of_live_and_every
 
 @pytest.fixture
 def reload(served: Host) -> Host:
-    """nginx's master is pid 100 with workers 101 and 102; after ``systemctl reload`` the workers
+    """nginx's master is pid 100 with workers 101 and 102; after SIGHUP (``systemctl kill``) the workers
     are $NEW_WORKERS (101 102 when the reload did not take), from the $AFTER-th ps call on."""
     served.stub("systemctl", '''
 case $1 in
   show) echo 100 ;;
-  reload) : > "$STUB_DIR/reloaded" ;;
+  kill) [ "$*" = "kill --kill-whom=main --signal=HUP nginx" ] && : > "$STUB_DIR/reloaded" ;;
 esac''')
     served.stub("ps", '''
 [ "$1 $2 $3" = "--ppid 100 -o" ] || exit 2
@@ -233,7 +233,7 @@ def test_reload_records_the_digest_once_new_workers_appear(reload, workers, afte
     assert result.returncode == 0, result.stderr
     assert reload.marker.read_text() == digest(reload) + "\n" and mode(reload.marker) == 0o600
     assert not Path(f"{reload.marker}.new").exists()
-    assert reload.calls("systemctl").count("systemctl reload nginx") == 1
+    assert reload.calls("systemctl").count("systemctl kill --kill-whom=main --signal=HUP nginx") == 1
     assert len(reload.calls("sleep")) == int(after) - 1  # polled until the new worker showed
     assert loaded(reload) == "current"
 
