@@ -26,6 +26,7 @@ from bars_receiver.certificates.issued import IssuedCertificate
 from bars_receiver.certificates.operations import meta_is
 from bars_receiver.certificates.x509 import public_key_der, sha256_hex
 from bars_receiver.host_files import upload_secret
+from bars_receiver.keys.facts import PUBLIC_KEY_CACHE
 from bars_receiver.shipping import host_script, shipped
 
 
@@ -179,5 +180,5 @@ def pkcs12_bundles(
     build_pfx = yield from shipped("build_pfx")
     yield from host_script("build_pfxs", build_pfx, profile, "env" if password is not None else "generated",
                            app_group or "root", *(("750", "640") if app_group else ("700", "600")),
-                           password_salt(host.name) if password is not None else "", HASH_ROUNDS,
+                           password_salt(host.name) if password is not None else "", HASH_ROUNDS, PUBLIC_KEY_CACHE,
                            *(value for handoff in handoffs for value in handoff))

@@ -180,7 +180,7 @@ def certificate_requests(requests: list[tuple[str, str]], role: str = LIVE):
         host.noop("no CSR to make")
         return
     make_csr = yield from shipped("make_csr")
-    yield from host_script("make_csrs", make_csr, role,
+    yield from host_script("make_csrs", make_csr, role, PUBLIC_KEY_CACHE,
                            *(value for request in requests for value in request))
 
 

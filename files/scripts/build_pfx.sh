@@ -4,14 +4,17 @@
 # the hand-off's live onto it, so the application never sees a PFX beside another's password.
 # What it was built from goes to pfx.inputs (root-only, in the key directory) last. build_pfxs.sh
 # (or prepare.sh) cleared <handoff>/.staging and made .staging/gen (and put a CI-secret password
-# there). Run once per endpoint by build_pfxs.sh.
+# there). Run once per endpoint by build_pfxs.sh. The key's passphrase file and public half come
+# from the public-key cache when it has this key (open_key in lib.sh): openssl builds the PKCS#12
+# and opens it, and reads the key no other time.
 # Arguments: keydir handoff fqdn profile password(upload|generate|keep) source group dirmode
-# filemode salt rounds (of the recorded sha512-crypt password hash).
+# filemode salt rounds (of the recorded sha512-crypt password hash) [public_key_cache].
 set -eu
 umask 077
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
 keydir=$1 handoff=$2 fqdn=$3 profile=$4 password=$5 source=$6 group=$7 dirmode=$8 filemode=$9 salt=${10} rounds=${11}
+cache=${12:-}
 gen=$handoff/.staging/gen
 trap 'rm -rf "$handoff/.staging"' EXIT
 [ -d "$gen" ] || fail "$handoff: nothing was staged for the PKCS#12"
@@ -27,7 +30,7 @@ case $profile in
   *) fail "unknown PKCS#12 profile $profile" ;;
 esac
 live=$keydir/live
-passin=$(key_passin "$live/key.pem" "$live/key.pass") || fail "$live/key.pem: openssl cannot read it with its key.pass"
+open_key "$live/key.pem" "$cache" "$live/key.pass" || fail "$live/key.pem: openssl cannot read it with its key.pass"
 openssl pkcs12 -export -inkey "$live/key.pem" -passin "$passin" -in "$live/chain.pem" -name "$fqdn" "$@" \
   -passout "file:$gen/pfx.pass" -out "$gen/receiver.pfx" || fail "$handoff: openssl could not build the PKCS#12 (the hand-off is as it was)"
 openssl pkcs12 -in "$gen/receiver.pfx" -passin "file:$gen/pfx.pass" -noout ||
@@ -37,8 +40,8 @@ step "PKCS#12 built in staging"
 n=$(next_number "$handoff")
 env_text "$handoff/archive/$n/receiver.pfx" "$gen/pfx.pass" > "$gen/kestrel.env"
 {
-  echo "chain_sha256 $(sha256sum < "$live/chain.pem" | cut -c1-64)"
-  echo "key_sha256 $(openssl pkey -in "$live/key.pem" -passin "$passin" -pubout -outform DER | sha256sum | cut -c1-64)"
+  echo "chain_sha256 $(sha256_hex < "$live/chain.pem")"
+  echo "key_sha256 $(public_sha256 "$public")"
   echo "profile $profile"
   echo "password_source $source"
   # Only a CI-secret password is compared on the controller (by this slow, salted hash); a
@@ -47,16 +50,14 @@ env_text "$handoff/archive/$n/receiver.pfx" "$gen/pfx.pass" > "$gen/kestrel.env"
     salt="rounds=$rounds\$${salt:-$(openssl rand -hex 8)}"
     echo "password_hash $(openssl passwd -6 -salt "$salt" -in "$gen/pfx.pass")"
   fi
-  echo "password_sha256 $(sha256sum < "$gen/pfx.pass" | cut -c1-64)"
+  echo "password_sha256 $(sha256_hex < "$gen/pfx.pass")"
 } > "$gen/pfx.inputs"
 handoff_modes "$handoff" "$group" "$dirmode" "$filemode" "$gen"
 mv -T "$gen" "$handoff/archive/$n"
 step "hand-off generation $n in archive"
 point "$handoff" live "archive/$n"
 step "hand-off live names generation $n"
-for f in receiver.pfx pfx.pass kestrel.env; do
-  [ "$(readlink "$handoff/$f" 2>/dev/null)" = "live/$f" ] || point "$handoff" "$f" "live/$f"
-done
+live_links_ok "$handoff" receiver.pfx pfx.pass kestrel.env || point_live "$handoff" receiver.pfx pfx.pass kestrel.env
 # The record is root-only: moved to the key directory once what it describes is live.
 mv -f "$handoff/archive/$n/pfx.inputs" "$keydir/pfx.inputs"
 step "pfx.inputs recorded"

@@ -8,14 +8,14 @@
 # first such hand-off directory and the password was uploaded into it, 0600 from birth; every
 # other one gets a copy here (umask 077; the password is never an argument). Actions "modes"
 # (owner and modes of the hand-off again) and "env" (kestrel.env rewritten) need no rebuild.
-# Arguments: build_pfx_file profile source(env|generated) group dirmode filemode salt rounds,
-# then quadruples: keydir handoff fqdn action(upload|generate|keep|modes|env).
+# Arguments: build_pfx_file profile source(env|generated) group dirmode filemode salt rounds
+# public_key_cache, then quadruples: keydir handoff fqdn action(upload|generate|keep|modes|env).
 set -eu
 umask 077
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-script=$1 profile=$2 source=$3 group=$4 dirmode=$5 filemode=$6 salt=$7 rounds=$8
-shift 8
+script=$1 profile=$2 source=$3 group=$4 dirmode=$5 filemode=$6 salt=$7 rounds=$8 cache=$9
+shift 9
 # Whatever the outcome, no staged password outlives the batch (build_pfx.sh clears its own; this
 # also covers a build that never started, or one stopped by the test hook).
 unstage() {
@@ -60,7 +60,7 @@ builds() {
   while [ $# -ge 4 ]; do
     case $4 in
       upload | generate | keep)
-        printf '%s\n' "$1" "$2" "$3" "$profile" "$4" "$source" "$group" "$dirmode" "$filemode" "$salt" "$rounds"
+        printf '%s\n' "$1" "$2" "$3" "$profile" "$4" "$source" "$group" "$dirmode" "$filemode" "$salt" "$rounds" "$cache"
         ;;
     esac
     shift 4
@@ -68,5 +68,5 @@ builds() {
 }
 
 stage_all "$@"
-builds "$@" | on_every_core_file 11 "$script" ||
+builds "$@" | on_every_core_file 12 "$script" ||
   fail "PKCS#12: a hand-off named above was not rebuilt (it is as it was); the others are built"

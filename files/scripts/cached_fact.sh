@@ -21,7 +21,7 @@ digest=$({
     fi
   done
   stat -c '%n %i %s %Y %Z' /etc/group /etc/passwd 2>/dev/null
-} | sha256sum | cut -c1-64)
+} | sha256_hex)
 # The output goes back as one line, "@@b64 " and the output in base64 (fact_cache.unframed): at
 # 500 endpoints it is tens of thousands of lines, which pyinfra's SSH reader takes one at a time.
 framed() {

@@ -47,7 +47,7 @@ for dir in "$base"/*/; do
   done
   # Compared here, never printed: a CI-secret password may be guessable from a plain hash.
   if [ -n "$recorded_sum" ] && [ -f "$gen/pfx.pass" ] && \
-     [ "$(sha256sum < "$gen/pfx.pass" | cut -c1-64)" = "$recorded_sum" ]; then
+     [ "$(sha256_hex < "$gen/pfx.pass")" = "$recorded_sum" ]; then
     echo "@@password_matches"
   fi
   if [ -f "$gen/pfx.pass" ] && [ -f "$gen/kestrel.env" ]; then

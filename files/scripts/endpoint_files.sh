@@ -10,21 +10,29 @@
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
 base=$1 cache=${2:-} cache_write=${3:-yes}
+NL='
+'
 if [ -n "$cache" ] && [ "$cache_write" = yes ]; then (umask 077; mkdir -p "$cache") 2>/dev/null || cache=; fi
 # $1 marker prefix, $2 directory (for its mode), $3 key, $4... passphrase files to try.
 describe() {
   p=$1 dir=$2 key=$3
   shift 3
-  stat -L -c "@@${p}dir %a %u %g" "$dir"
-  [ -f "$key" ] || return 0
-  meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "$key")
+  if [ ! -f "$key" ]; then
+    stat -L -c "@@${p}dir %a %u %g" "$dir"
+    return 0
+  fi
+  # One stat for the directory and the key: its first line is the directory's.
+  meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "$dir" "$key")
+  dir_meta=${meta%%"$NL"*}
+  meta=${meta#*"$NL"}
+  echo "@@${p}dir ${dir_meta% *}"
   echo "@@${p}key ${meta% *}"
   echo "@@${p}key_public"
   entry=${cache:+$cache/${meta##* }}
-  if [ -n "$entry" ] && cached_public "$entry" "$@"; then
+  if [ -n "$entry" ] && cached_entry "$entry" "$@"; then
+    echo "$public"
     [ -z "$pass_meta" ] || echo "@@${p}key_pass $pass_meta"
-  elif passin=$(key_passin "$key" "$@"); then
-    public=$(public_key "$key" "$passin")
+  elif open_key "$key" "" "$@"; then
     echo "$public"
     pass_meta=
     case $passin in file:*) pass_meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "${passin#file:}") ;; esac
@@ -38,44 +46,21 @@ describe() {
   fi
   if [ -f "${key%/*}/csr.pem" ]; then echo "@@${p}csr"; cat "${key%/*}/csr.pem"; fi
 }
-# Cache entry $1 for a key whose passphrase files are $2...: print its public key and set
-# $pass_meta (mode owner group of the passphrase file, empty for none) when key_passin would pick
-# the same file as when the entry was written (the first of them that exists) and that file is
-# unchanged. Otherwise fail: openssl reads the key again.
-cached_public() {
-  entry=$1
-  shift
-  [ -f "$entry" ] || return 1
-  { read -r c_passin && read -r c_pass_id; } < "$entry" || return 1
-  first=pass:
-  for pass in "$@"; do
-    if [ -n "$pass" ] && [ -f "$pass" ]; then first=file:$pass; break; fi
-  done
-  [ "$first" = "$c_passin" ] || return 1
-  pass_meta=
-  case $c_passin in
-    file:*)
-      pass_meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "${c_passin#file:}") || return 1
-      [ "${pass_meta##* }" = "$c_pass_id" ] || return 1
-      pass_meta=${pass_meta% *} ;;
-  esac
-  { read -r _ && read -r _ && while IFS= read -r line; do echo "$line"; done; } < "$entry"
-}
 [ -d "$base" ] || exit 0
 for dir in "$base"/*/; do
   [ -d "$dir" ] || continue
   dir=${dir%/}
   echo "@@endpoint ${dir##*/}"
-  reasons=$(repair_reasons "$dir")
-  [ -z "$reasons" ] || printf '%s\n' "$reasons" | sed 's/^/@@repair /'
+  repair_reasons "$dir" # also resolves the directory: $want_live, $want_next
+  if [ -n "$reasons" ]; then
+    printf '%s\n' "$reasons" | while IFS= read -r reason; do echo "@@repair $reason"; done
+  fi
   if [ -f "$dir/key.pem" ] && [ ! -L "$dir/key.pem" ]; then
     old_pass=$(legacy_archived_pass "$dir")
     describe "" "$dir" "$dir/key.pem" "$dir/key.pass" "$old_pass" "$dir/next/key.pass"
     if [ -d "$dir/next" ]; then describe next_ "$dir/next" "$dir/next/key.pem" "$dir/next/key.pass" "$dir/key.pass"; fi
     continue
   fi
-  want_live='' want_next=''
-  [ -d "$dir/archive" ] && resolve "$dir"
   if [ -n "$want_live" ]; then
     g=$dir/archive/$want_live
     describe "" "$dir" "$g/key.pem" "$g/key.pass"

@@ -28,7 +28,7 @@ step() {
 
 # An empty root-only .staging/ in directory $1; anything an earlier run left there goes first.
 stage_clear() {
-  rm -rf "$1/.staging"
+  if [ -e "$1/.staging" ] || [ -L "$1/.staging" ]; then rm -rf "$1/.staging"; fi
   mkdir -m 700 "$1/.staging"
 }
 
@@ -36,20 +36,52 @@ stage_clear() {
 # with a role $2 (live or next), the key, key.pass and CSR of the generation it names are
 # hard-linked in (never copied), so a certificate can be added beside them.
 stage_generation() {
-  [ -d "$1" ] || mkdir -m 700 "$1"
-  stage_clear "$1"
-  mkdir -m 700 "$1/.staging/gen"
+  if [ -e "$1/.staging" ] || [ -L "$1/.staging" ]; then rm -rf "$1/.staging"; fi
+  # Each directory named is made 0700 (-m applies to every one named, not only the deepest).
+  # shellcheck disable=SC2174
+  mkdir -p -m 700 "$1" "$1/.staging" "$1/.staging/gen"
   [ -n "${2:-}" ] || return 0
   [ -f "$1/$2/key.pem" ] || fail "$1/$2/key.pem: there is no such key; nothing was switched"
+  sg_dir=$1 sg_role=$2
+  set --
   for f in key.pem key.pass csr.pem; do
-    if [ -f "$1/$2/$f" ]; then ln "$1/$2/$f" "$1/.staging/gen/$f"; fi
+    if [ -f "$sg_dir/$sg_role/$f" ]; then set -- "$@" "$sg_dir/$sg_role/$f"; fi
   done
+  ln "$@" "$sg_dir/.staging/gen/" # one ln for all: hard links named as their sources
 }
 
 # rename(2) a new symlink $1/$2 -> $3 over whatever is there.
 point() {
   ln -sfn "$3" "$1/.staging/.link.$2"
   mv -T "$1/.staging/.link.$2" "$1/$2"
+}
+
+# Each link $1/<name> -> live/<name> for the names $2... put in place. When none of them is there
+# yet (a new key, a first PKCS#12), one ln makes them, each by symlink(2). Otherwise each is
+# renamed over whatever is there, as point() does: made together in $1/.staging/links (which
+# must exist) by one ln and moved by one mv, not two processes per link.
+point_live() {
+  pl_dir=$1 pl_any=''
+  shift
+  for pl_f in "$@"; do
+    if [ -e "$pl_dir/$pl_f" ] || [ -L "$pl_dir/$pl_f" ]; then pl_any=yes; fi
+    set -- "$@" "live/$pl_f"
+    shift
+  done
+  if [ -z "$pl_any" ]; then
+    ln -s "$@" "$pl_dir/"
+    return 0
+  fi
+  [ -d "$pl_dir/.staging/links" ] || mkdir "$pl_dir/.staging/links"
+  ln -s "$@" "$pl_dir/.staging/links/"
+  for pl_f in "$@"; do set -- "$@" "$pl_dir/.staging/links/${pl_f#live/}"; shift; done
+  mv -f "$@" "$pl_dir/"
+}
+
+# Every compatibility link of endpoint directory $1 (key.pem... -> live/<name>) put in place.
+point_compat() {
+  # shellcheck disable=SC2086 # COMPAT_NAMES is a list of plain names
+  point_live "$1" $COMPAT_NAMES
 }
 
 # The number for a new generation: one more than the highest in $1/archive.
@@ -114,6 +146,82 @@ public_key() {
   openssl pkey -in "$1" -passin "$2" -pubout 2>/dev/null
 }
 
+# Key $1's public half and the -passin that opens it, into $public and $passin: from the
+# public-key cache $2 when it has an entry for this key file (cached_entry), else by openssl,
+# trying each passphrase file $3... that exists and then none (as key_passin, but one openssl
+# that also reads the public half), and the answer is cached. Fails when nothing opens the key.
+open_key() {
+  ok_key=$1 ok_cache=$2
+  shift 2
+  if [ -n "$ok_cache" ] && ok_id=$(stat -L -c '%d-%i-%Y-%s' "$ok_key" 2>/dev/null) &&
+    cached_entry "$ok_cache/$ok_id" "$@"; then
+    return 0
+  fi
+  for ok_pass in "$@" ""; do
+    if [ -n "$ok_pass" ]; then
+      [ -f "$ok_pass" ] || continue
+      passin="file:$ok_pass"
+    else
+      passin=pass:
+    fi
+    if public=$(public_key "$ok_key" "$passin"); then
+      [ -z "$ok_cache" ] || remember_public "$ok_cache" "$ok_key" "$passin" "$public"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Public-key cache entry $1 for a key whose passphrase files are $2...: sets $public, $passin and
+# $pass_meta (mode owner group of the passphrase file, empty for none) when the first of those
+# files that exists is the very file the entry was written with (same device, inode, mtime and
+# size; a hard link of it in a staged generation counts), or when neither had one. Otherwise
+# fails, and openssl reads the key again. $passin names the file as given here.
+cached_entry() {
+  ce_entry=$1
+  shift
+  [ -f "$ce_entry" ] || return 1
+  { read -r ce_passin && read -r ce_pass_id; } < "$ce_entry" || return 1
+  ce_first=
+  for ce_pass in "$@"; do
+    if [ -n "$ce_pass" ] && [ -f "$ce_pass" ]; then ce_first=$ce_pass; break; fi
+  done
+  pass_meta=
+  case $ce_passin in
+    pass:) [ -z "$ce_first" ] || return 1 ;;
+    file:*)
+      [ -n "$ce_first" ] || return 1
+      pass_meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "$ce_first") || return 1
+      [ "${pass_meta##* }" = "$ce_pass_id" ] || return 1
+      pass_meta=${pass_meta% *} ;;
+    *) return 1 ;;
+  esac
+  public=
+  { read -r _ && read -r _ && while IFS= read -r ce_line; do public="$public${public:+
+}$ce_line"; done; } < "$ce_entry"
+  [ -n "$public" ] || return 1
+  passin=pass:
+  [ -z "$ce_first" ] || passin=file:$ce_first
+}
+
+# The SHA-256 of standard input, in hex (sha256sum without its trailing " -", and no cut).
+sha256_hex() {
+  sh_sum=$(sha256sum)
+  printf '%s\n' "${sh_sum%% *}"
+}
+
+# The SHA-256 (hex) of public key PEM $1 in DER: what openssl pkey -pubout -outform DER |
+# sha256sum gives, with no openssl (the PEM body is that DER in base64).
+public_sha256() {
+  printf '%s\n' "$1" | {
+    ps_body=
+    while IFS= read -r ps_line; do
+      case $ps_line in -----*) ;; *) ps_body=$ps_body$ps_line ;; esac
+    done
+    printf '%s' "$ps_body"
+  } | base64 -d | sha256_hex
+}
+
 # Keep key $2's public half $4 (opened with -passin $3) in the public-key cache $1, in the entry
 # endpoint_files.sh looks up: named by the key file's identity (device, inode, mtime, size), with
 # the passphrase file's identity beside it. Best effort: a missing entry only costs an openssl.
@@ -121,7 +229,8 @@ remember_public() {
   rp_id=$(stat -L -c '%d-%i-%Y-%s' "$2") || return 0
   rp_pass=
   case $3 in file:*) rp_pass=$(stat -L -c '%d-%i-%Y-%s' "${3#file:}") || return 0 ;; esac
-  (umask 077 && mkdir -p "$1" && printf '%s\n%s\n%s\n' "$3" "$rp_pass" "$4" > "$1/$rp_id.$$" &&
+  [ -d "$1" ] || (umask 077 && mkdir -p "$1") 2>/dev/null || return 0
+  (umask 077 && printf '%s\n%s\n%s\n' "$3" "$rp_pass" "$4" > "$1/$rp_id.$$" &&
     mv -f "$1/$rp_id.$$" "$1/$rp_id") 2>/dev/null || rm -f "$1/$rp_id.$$"
 }
 
@@ -176,41 +285,56 @@ resolve() {
   return 0
 }
 
-# Whether every compatibility link of endpoint directory $1 (key.pem... -> live/<name>) is in
-# place: one readlink for all of them (GNU readlink takes several files), as a fact reads every
-# endpoint on every changed run. Any doubt (a missing or wrong link) returns false.
-compat_links_ok() {
-  cl_dir=$1 cl_want=
+# Whether each link $1/<name> for the names $2... reads live/<name>: one readlink for all of them
+# (GNU readlink takes several files), as a fact reads every endpoint on every changed run. Any
+# doubt (a missing or wrong link) returns false.
+live_links_ok() {
+  ll_dir=$1 ll_want=
   shift
-  for cl_f in $COMPAT_NAMES; do
-    set -- "$@" "$cl_dir/$cl_f"
-    cl_want="$cl_want${cl_want:+
-}live/$cl_f"
+  for ll_f in "$@"; do
+    set -- "$@" "$ll_dir/$ll_f"
+    ll_want="$ll_want${ll_want:+
+}live/$ll_f"
+    shift
   done
-  cl_have=$(readlink "$@" 2>/dev/null) || return 1
-  [ "$cl_have" = "$cl_want" ]
+  ll_have=$(readlink "$@" 2>/dev/null) || return 1
+  [ "$ll_have" = "$ll_want" ]
 }
 
-# Why endpoint directory $1 needs reconcile (one reason per line); nothing when it does not.
+# Whether every compatibility link of endpoint directory $1 (key.pem... -> live/<name>) is in place.
+compat_links_ok() {
+  # shellcheck disable=SC2086 # COMPAT_NAMES is a list of plain names
+  live_links_ok "$1" $COMPAT_NAMES
+}
+
+# Why endpoint directory $1 needs reconcile, into $reasons (one per line; empty when it does not).
+# Runs in the caller's shell, not in a $(...) subshell: a fact reads every endpoint. Sets
+# $want_live and $want_next as resolve() does (empty for a directory without generations), so a
+# caller needs no second resolve.
 repair_reasons() {
-  d=$1
-  if [ -f "$d/key.pem" ] && [ ! -L "$d/key.pem" ]; then echo "previous layout (key.pem is a file)"; return 0; fi
-  [ -e "$d/.staging" ] && echo "staging left by an interrupted run"
-  for f in $LEGACY_STAGED; do [ -e "$d/$f" ] && echo "$f left by an interrupted run"; done
+  d=$1 reasons='' want_live='' want_next=''
+  if [ -f "$d/key.pem" ] && [ ! -L "$d/key.pem" ]; then reasons="previous layout (key.pem is a file)"; return 0; fi
+  [ -e "$d/.staging" ] && add_reason "staging left by an interrupted run"
+  for f in $LEGACY_STAGED; do [ -e "$d/$f" ] && add_reason "$f left by an interrupted run"; done
   [ -d "$d/archive" ] || return 0
   resolve "$d"
-  [ "$live_pointer" = "$want_live" ] || echo "live does not name generation ${want_live:-none}"
+  [ "$live_pointer" = "$want_live" ] || add_reason "live does not name generation ${want_live:-none}"
   if [ -n "$want_next" ]; then
-    [ "$next_pointer" = "$want_next" ] || echo "next does not name generation $want_next"
+    [ "$next_pointer" = "$want_next" ] || add_reason "next does not name generation $want_next"
   elif [ -e "$d/next" ] || [ -L "$d/next" ]; then
-    echo "next names no pending key"
+    add_reason "next names no pending key"
   fi
   if [ -n "$want_live" ] && ! compat_links_ok "$d"; then
     for f in $COMPAT_NAMES; do
-      [ "$(readlink "$d/$f" 2>/dev/null)" = "live/$f" ] || { echo "$f is not the link live/$f"; break; }
+      [ "$(readlink "$d/$f" 2>/dev/null)" = "live/$f" ] || { add_reason "$f is not the link live/$f"; break; }
     done
   fi
   return 0
+}
+
+add_reason() {
+  reasons="$reasons${reasons:+
+}$1"
 }
 
 # A generation in $1/.staging/gen built from the key file $2 opened with -passin $3 (hard links:
@@ -262,7 +386,7 @@ migrate() {
     mv -T "$d/next" "$d/.staging/legacy-next"
     step "legacy next/ moved aside"
   fi
-  for f in $COMPAT_NAMES; do point "$d" "$f" "live/$f"; done
+  point_compat "$d"
   step "top-level names link through live"
 }
 
@@ -283,11 +407,7 @@ repair() {
   elif [ -e "$d/next" ] || [ -L "$d/next" ]; then
     rm -f "$d/next"
   fi
-  if [ -n "$want_live" ]; then
-    for f in $COMPAT_NAMES; do
-      [ "$(readlink "$d/$f" 2>/dev/null)" = "live/$f" ] || point "$d" "$f" "live/$f"
-    done
-  fi
+  if [ -n "$want_live" ] && ! compat_links_ok "$d"; then point_compat "$d"; fi
   rm -rf "$d/.staging"
 }
 
@@ -298,17 +418,23 @@ env_text() {
   printf 'Kestrel__Certificates__Default__Password="%s"\n' "$(sed -e 's/[\\"`$]/\\&/g' "$2")"
 }
 
-# Owner and modes of hand-off directory $1 (group $2, modes $3/$4) and of generation $5, if any.
+# Owner and modes of hand-off directory $1 (group $2, modes $3/$4) and of generation $5, if any:
+# one chown and one chmod for the directories, one of each for the files.
 handoff_modes() {
-  chown "root:$2" "$1"
-  chmod "$3" "$1"
-  if [ -d "$1/archive" ]; then chown "root:$2" "$1/archive"; chmod "$3" "$1/archive"; fi
-  [ -n "${5:-}" ] || return 0
-  chown "root:$2" "$5"
-  chmod "$3" "$5"
+  hm_dir=$1 hm_group=$2 hm_dirmode=$3 hm_filemode=$4 hm_gen=${5:-}
+  set -- "$hm_dir"
+  [ -d "$hm_dir/archive" ] && set -- "$@" "$hm_dir/archive"
+  [ -n "$hm_gen" ] && set -- "$@" "$hm_gen"
+  chown "root:$hm_group" "$@"
+  chmod "$hm_dirmode" "$@"
+  [ -n "$hm_gen" ] || return 0
+  set --
   for f in receiver.pfx pfx.pass kestrel.env; do
-    if [ -f "$5/$f" ]; then chown "root:$2" "$5/$f"; chmod "$4" "$5/$f"; fi
+    if [ -f "$hm_gen/$f" ]; then set -- "$@" "$hm_gen/$f"; fi
   done
+  [ $# -gt 0 ] || return 0
+  chown "root:$hm_group" "$@"
+  chmod "$hm_filemode" "$@"
 }
 
 # Owner and modes of hand-off directory $1 and of its live generation (group $2, modes $3/$4).
@@ -360,5 +486,5 @@ served_digest() {
   { cat "$1"
     # One cat for every named file (the same bytes as one cat each), not a process per file.
     sed -n 's/^[[:space:]]*\(ssl_[a-z_]*\|js_import\)[[:space:]]\(\/[^;]*\);$/\2/p' "$1" | sort -u | xargs -r cat --
-  } 2>/dev/null | sha256sum | cut -c1-64
+  } 2>/dev/null | sha256_hex
 }

@@ -30,7 +30,7 @@ step "generation $n in archive"
 point "$dir" "$role" "archive/$n"
 step "$role names generation $n"
 if [ "$role" = live ]; then
-  for f in $COMPAT_NAMES; do point "$dir" "$f" "live/$f"; done
+  point_compat "$dir"
 fi
 rm -rf "$dir/.staging"
 if [ -n "$cache" ]; then

@@ -16,9 +16,7 @@ shift 5
 first=$1
 for dir in "$@"; do
   [ "$dir" = "$first" ] && continue
-  [ -d "$dir" ] || mkdir -m 700 "$dir"
-  stage_clear "$dir"
-  mkdir -m 700 "$dir/.staging/gen"
+  stage_generation "$dir"
   if [ "$protection" = encrypted ]; then cp "$first/.staging/gen/key.pass" "$dir/.staging/gen/key.pass"; fi
 done
 for dir in "$@"; do printf '%s\n%s\n%s\n%s\n%s\n' "$dir" "$role" "$bits" "$protection" "$cache"; done |

@@ -10,7 +10,8 @@ base=$1 app=$2
 for dir in "$base"/*/; do
   [ -d "$dir" ] || continue
   dir=${dir%/}
-  [ -z "$(repair_reasons "$dir")" ] || repair "$dir"
+  repair_reasons "$dir"
+  [ -z "$reasons" ] || repair "$dir"
 done
 # Certificates a batched install staged when it was stopped (public material only).
 rm -rf "$base/.staging"

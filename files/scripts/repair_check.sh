@@ -5,3 +5,4 @@ set -eu
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
 repair_reasons "$1"
+[ -z "$reasons" ] || printf '%s\n' "$reasons"

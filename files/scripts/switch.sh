@@ -4,19 +4,20 @@
 # certificates are for that key, rename the directory into archive/<N>, then rename live onto
 # it. Before that rename nothing served has changed; after it, all of it has. A renewal (source
 # next) then drops the next pointer; its old live generation stays in archive/. Run once per
-# endpoint by install_certificates.sh.
-# Arguments: endpoint_dir source_role(live|next).
+# endpoint by install_certificates.sh. The key's public half comes from the public-key cache when
+# it has this key (see open_key in lib.sh), so openssl reads only the two certificates.
+# Arguments: endpoint_dir source_role(live|next) [public_key_cache].
 set -eu
 umask 077
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-dir=$1 source=$2
+dir=$1 source=$2 cache=${3:-}
 gen=$dir/.staging/gen
 trap 'rm -rf "$dir/.staging"' EXIT
 unchanged="nothing was switched; live is as it was"
 [ -f "$gen/key.pem" ] || fail "$dir: there is no staged key ($unchanged)"
-passin=$(key_passin "$gen/key.pem" "$gen/key.pass") || fail "$dir/$source/key.pem: openssl cannot read it ($unchanged)"
-key=$(public_key "$gen/key.pem" "$passin")
+open_key "$gen/key.pem" "$cache" "$gen/key.pass" || fail "$dir/$source/key.pem: openssl cannot read it ($unchanged)"
+key=$public
 for f in cert.pem chain.pem; do
   [ -f "$gen/$f" ] || fail "$dir: the new $f was not staged ($unchanged)"
   certkey=$(openssl x509 -in "$gen/$f" -noout -pubkey 2>/dev/null) || fail "$dir: openssl cannot read the new $f ($unchanged)"
@@ -36,7 +37,7 @@ if [ "$source" = next ]; then
   rm -f "$dir/next"
   step "next dropped"
 fi
-for f in $COMPAT_NAMES; do [ "$(readlink "$dir/$f" 2>/dev/null)" = "live/$f" ] || point "$dir" "$f" "live/$f"; done
+compat_links_ok "$dir" || point_compat "$dir"
 rm -rf "$dir/.staging"
 if [ "$source" = next ]; then
   echo "$dir: renewed; the previous key and certificate stay in $dir/archive/${previous:-?}"

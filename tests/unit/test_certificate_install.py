@@ -374,14 +374,16 @@ def test_changed_certificate_is_uploaded_in_one_bundle_then_checked_by_the_host(
     with tarfile.open(fileobj=upload.src) as tar:  # never over live files: staged, then switched
         assert tar.getnames() == [f"{n}/{name}" for n in (1, 2) for name in ("cert.pem", "chain.pem", "ca.pem")]
         assert tar.extractfile("2/chain.pem").read().decode() == certificate.chain_pem
+    from bars_receiver.keys.facts import PUBLIC_KEY_CACHE
     from bars_receiver.shipping import SCRIPTS_DIR, script_hash
 
     assert runs(batch, "install_certificates") == (  # switch.sh's shipped file, then the endpoints
         f"{SCRIPTS_DIR}/{script_hash('switch')}.sh /etc/bars-receiver /etc/bars-receiver/.staging/certificates.tar "
-        "/etc/bars-receiver/x live /etc/bars-receiver/y live /etc/bars-receiver/z modes")
+        f"{PUBLIC_KEY_CACHE} /etc/bars-receiver/x live /etc/bars-receiver/y live /etc/bars-receiver/z modes")
     assert ops.certificate_bundle([files]).getvalue() == ops.certificate_bundle([files]).getvalue()  # same bytes
     (only,) = commands_of(ops.certificates_installed, "/etc/bars-receiver", [], ["/etc/bars-receiver/z"])
-    assert runs(only, "install_certificates").endswith(" /etc/bars-receiver '' /etc/bars-receiver/z modes")  # no upload
+    assert runs(only, "install_certificates").endswith(  # no upload
+        f" /etc/bars-receiver '' {PUBLIC_KEY_CACHE} /etc/bars-receiver/z modes")
 
 
 def test_pfx_with_env_password_uploads_into_a_precreated_private_file(tmp_path, fake_host):
@@ -420,9 +422,11 @@ def test_permissions_follow_app_group_without_a_rebuild(host_dirs, fake_host):
     raw = [runs(c, "build_pfxs") for c in commands]
     assert len(raw) == 1 and " barsapp 750 640 " in raw[0] and raw[0].endswith(f"{host_dirs.handoff} {FQDN} modes")
     pfx_before = (host_dirs.handoff / "receiver.pfx").read_bytes()
-    result = run("build_pfxs", "unused: nothing is built", "modern", "generated", "root", "700", "600", "", "1000",
+    (host_dirs.handoff / "live" / "receiver.pfx").chmod(0o644)
+    result = run("build_pfxs", "unused: nothing is built", "modern", "generated", "root", "700", "600", "", "1000", "",
                  str(host_dirs.key_dir), str(host_dirs.handoff), FQDN, "modes")
     assert result.returncode == 0, result.stderr
+    assert (host_dirs.handoff / "live" / "receiver.pfx").stat().st_mode & 0o777 == 0o600  # modes put back
     assert (host_dirs.handoff / "receiver.pfx").read_bytes() == pfx_before  # not rebuilt
     (host_dirs.handoff / "kestrel.env").write_text("stale\n")
     assert handoff.handoff_actions(certificate, public_pem(KEY), fact(host_dirs).get(FQDN), "modern", None, None, None) == ["env"]

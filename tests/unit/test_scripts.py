@@ -171,7 +171,7 @@ def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tm
                 str(tmp_path / "cache"), *map(str, directories))
     assert made.returncode == 0, made.stderr
     pairs = [value for directory in directories for value in (str(directory), directory.name)]
-    csrs = run("make_csrs", shipped_file(tmp_path, "make_csr"), "live", *pairs)
+    csrs = run("make_csrs", shipped_file(tmp_path, "make_csr"), "live", str(tmp_path / "cache"), *pairs)
     assert csrs.returncode == 0, csrs.stderr
     for directory in directories:
         generation_dir = directory / "archive" / "1"
@@ -210,7 +210,8 @@ def install_batch(base: Path, certificate, directories: list[Path], env=None) ->
     bundle = base / ".staging" / "certificates.tar"
     files = (certificate.leaf_pem, certificate.chain_pem, certificate.ca_pem)
     bundle.write_bytes(ops.certificate_bundle([files] * len(directories)).getvalue())
-    args = [shipped_file(base.parent, "switch"), str(base), str(bundle), *(v for d in directories for v in (str(d), "live"))]
+    args = [shipped_file(base.parent, "switch"), str(base), str(bundle), str(base.parent / "cache"),
+            *(v for d in directories for v in (str(d), "live"))]
     return subprocess.run(["sh", "-c", script_text("install_certificates"), "bars", *args],
                           capture_output=True, text=True, env=env)
 
@@ -236,7 +237,8 @@ def test_batched_install_switches_each_endpoint_alone_and_names_the_one_that_fai
     assert run("repair_check", str(directories[1])).stdout == ""
 
     (directories[0] / "live" / "ca.pem").chmod(0o600)
-    modes = run("install_certificates", shipped_file(tmp_path, "switch"), str(base), "", str(directories[0]), "modes")
+    modes = run("install_certificates", shipped_file(tmp_path, "switch"), str(base), "", str(tmp_path / "cache"),
+                str(directories[0]), "modes")
     assert modes.returncode == 0, modes.stderr
     assert (directories[0] / "live" / "ca.pem").stat().st_mode & 0o777 == 0o644
 
@@ -274,6 +276,7 @@ def test_batched_pfx_builds_copy_the_one_uploaded_password_and_name_a_failure(tm
     staged.write_text("uploaded-secret\n")
     staged.chmod(0o600)
     args = [shipped_file(tmp_path, "build_pfx"), "modern", "env", "root", "700", "600", "0123456789abcdef", "1000",
+            str(tmp_path / "cache"),
             *(v for d, h in zip(directories, handoffs) for v in (str(d), str(h), d.name, "upload"))]
     result = run("build_pfxs", *args)
     assert result.returncode == 1
