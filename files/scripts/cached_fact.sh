@@ -1,8 +1,10 @@
 #!/bin/sh
 # A read-only fact script's output, kept on the host against a digest of everything it could
 # depend on: its own text and arguments, and every path, type, mode, owner, inode, size, mtime,
-# ctime and link target under the directories it reads (plus /etc/group and /etc/passwd for the
-# owners it names). ctime cannot be set back by any tool, so a file whose content changed, even
+# ctime and link target in the directories under its roots (plus /etc/group and /etc/passwd for
+# the owners it names). The scripts read only what is in those directories (one per endpoint), so
+# a root's own entry and the regular files directly in it are left out: base_dir's nginx-loaded
+# and managed-by records change on runs that change no endpoint, and would empty the cache. ctime cannot be set back by any tool, so a file whose content changed, even
 # with its mtime restored, changes the digest. While the digest matches, the kept output is printed:
 # one find, one sort and one sha256sum instead of a dozen processes per endpoint. Otherwise the
 # script runs and, with cache_write "yes", its output is kept for the next run; with "no" (a --dry
@@ -17,7 +19,9 @@ digest=$({
   printf '%s\n' "$script" "$@" "$root_a" "$root_b"
   for root in "$root_a" "$root_b"; do
     if [ -n "$root" ] && [ -e "$root" ]; then
-      find "$root" -printf '%p|%y|%m|%U|%G|%i|%s|%T@|%C@|%l\n' | LC_ALL=C sort
+      echo "root $root"
+      (cd "$root" && find . -mindepth 1 \( ! -type f -o -path './*/*' \) -printf '%p|%y|%m|%U|%G|%i|%s|%T@|%C@|%l\n') |
+        LC_ALL=C sort
     fi
   done
   stat -c '%n %i %s %Y %Z' /etc/group /etc/passwd 2>/dev/null

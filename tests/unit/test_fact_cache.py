@@ -1,7 +1,8 @@
 """The host-side fact output cache (files/scripts/cached_fact.sh): an unchanged directory is
-answered from the kept output without running the fact script; any change under it (a new file,
-a mode, content with its mtime put back, a rename), to the script or to its arguments runs the
-script again; a --dry run (cache_write no) writes nothing."""
+answered from the kept output without running the fact script; any change in the directories
+under it (a new file, a mode, content with its mtime put back, a rename), to the script or to its
+arguments runs the script again, and a change to the root's own files (which no fact reads) does
+not; a --dry run (cache_write no) writes nothing."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ import pytest
 from bars_receiver.fact_cache import FACT_CACHE, FRAME, cached_fact, unframed
 from bars_receiver.scripts import script_text
 
-# A stand-in fact: lists the directory's files with their content, and counts its own runs in a
-# file outside the directory (so counting does not change what it reads).
+# A stand-in fact: lists the files of the endpoint directory "e" with their content (as the real
+# facts read only the directories under a root), and counts its own runs in a file outside the
+# root (so counting does not change what it reads).
 FACT = """
 echo "run" >> "$2"
-for f in "$1"/*; do [ -f "$f" ] && printf '%s %s\\n' "${f##*/}" "$(cat "$f")"; done
+for f in "$1"/e/*; do [ -f "$f" ] && printf '%s %s\\n' "${f##*/}" "$(cat "$f")"; done
 exit 0
 """
 
@@ -26,8 +28,8 @@ exit 0
 @pytest.fixture
 def place(tmp_path):
     root = tmp_path / "base"
-    root.mkdir()
-    (root / "a").write_text("one")
+    (root / "e").mkdir(parents=True)
+    (root / "e" / "a").write_text("one")
     return root, tmp_path / "cache" / "fact", tmp_path / "runs"
 
 
@@ -52,9 +54,11 @@ def test_unchanged_directory_is_answered_from_the_cache(place):
 
 
 @pytest.mark.parametrize("change", [
-    lambda root: (root / "b").write_text("two"),
-    lambda root: (root / "a").chmod(0o600),
-    lambda root: os.rename(root / "a", root / "c"),
+    lambda root: (root / "e" / "b").write_text("two"),
+    lambda root: (root / "e" / "a").chmod(0o600),
+    lambda root: os.rename(root / "e" / "a", root / "e" / "c"),
+    lambda root: (root / "f").mkdir(),
+    lambda root: (root / "f").symlink_to("e"),
 ])
 def test_any_change_under_the_directory_runs_the_script(place, change):
     read(place)
@@ -67,10 +71,20 @@ def test_any_change_under_the_directory_runs_the_script(place, change):
 def test_content_changed_with_mtime_and_size_put_back_is_seen(place):
     root = place[0]
     read(place)
-    before = (root / "a").stat()
-    (root / "a").write_text("ONE")
-    os.utime(root / "a", ns=(before.st_atime_ns, before.st_mtime_ns))
+    before = (root / "e" / "a").stat()
+    (root / "e" / "a").write_text("ONE")
+    os.utime(root / "e" / "a", ns=(before.st_atime_ns, before.st_mtime_ns))
     assert read(place) == "a ONE\n" and runs(place) == 2
+
+
+def test_the_roots_own_files_are_not_read_and_do_not_empty_the_cache(place):
+    """base_dir's nginx-loaded and managed-by records: rewritten by rename on runs that change
+    no endpoint (the root's own mtime moves too); no fact reads them."""
+    root = place[0]
+    read(place)
+    (root / "nginx-loaded.new").write_text("a digest\n")
+    os.rename(root / "nginx-loaded.new", root / "nginx-loaded")
+    assert read(place) == "a one\n" and runs(place) == 1
 
 
 def test_other_script_or_arguments_run_the_script(place):
