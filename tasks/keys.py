@@ -5,8 +5,9 @@ so every later step starts from a consistent host. A key is made once on the hos
 generation of its own (archive/<N>/), and never replaced; a CSR is re-made only when it no
 longer matches the key or the CN. Inside the renewal window a next key and CSR are staged in a
 new generation that next names, by the same operations and rules; live keeps serving.
-Missing keys, and CSRs to (re)make, are batched: one command per role for the whole host, on
-every core, so a first run's round trips do not grow with endpoints.
+Missing keys (each made with its CSR), and CSRs to (re)make for existing keys, are batched: one
+command per role for the whole host, on every core, so a first run's round trips do not grow with
+endpoints.
 """
 
 from pyinfra import host
@@ -40,12 +41,15 @@ reconciled_endpoints(
     repairs=repairs,
 )
 
-# Keys and CSRs that are missing are made in one batched command each (every core of the host);
-# an existing key gets an operation of its own only when it needs care (modes, unreadable).
+# Missing keys are made with their CSRs, and CSRs to (re)make for existing keys, in one batched
+# command each (every core of the host); an existing key gets an operation of its own only when
+# it needs care (modes, unreadable).
 KEY_NAMES = {LIVE: "Private key", NEXT: "Next private key"}
+NEW_KEY_NAMES = {LIVE: ("Private key and CSR", "Private keys and CSRs"),
+                 NEXT: ("Next private key and CSR", "Next private keys and CSRs")}
 CSR_NAMES = {LIVE: "CSR", NEXT: "Next CSR"}
 SUFFIX = {LIVE: "", NEXT: " (renewal)"}
-new_keys: dict[str, list[tuple[str, str]]] = {LIVE: [], NEXT: []}  # role -> (fqdn, directory)
+new_keys: dict[str, list[tuple[str, str]]] = {LIVE: [], NEXT: []}  # role -> (fqdn, directory): key and CSR
 new_csrs: dict[str, list[tuple[str, str]]] = {LIVE: [], NEXT: []}
 for endpoint in receiver.endpoints:
     if endpoint.fqdn in refused:
@@ -66,18 +70,19 @@ for endpoint in receiver.endpoints:
                     key_size=receiver.settings.key_size,
                     passphrase=receiver.key_passphrase,
                 )
+            if csr_reason(endpoint.fqdn, part) is not None:
+                new_csrs[role].append((endpoint.fqdn, directory))
         else:
             if role == LIVE and part is not None and part.dir is not None and not part.dir.root_only:
                 private_directory(name=f"Endpoint directory for {endpoint.fqdn} (root only)", path=directory)
             new_keys[role].append((endpoint.fqdn, directory))
-        if csr_reason(endpoint.fqdn, part) is not None:
-            new_csrs[role].append((endpoint.fqdn, directory))
 
 for role in (LIVE, NEXT):
     if new_keys[role]:
         private_keys(
-            name=batch_name(KEY_NAMES[role], [fqdn for fqdn, _ in new_keys[role]]) + SUFFIX[role],
-            directories=[directory for _, directory in new_keys[role]],
+            name=batch_name(NEW_KEY_NAMES[role][0], [fqdn for fqdn, _ in new_keys[role]],
+                            plural=NEW_KEY_NAMES[role][1]) + SUFFIX[role],
+            requests=[(directory, fqdn) for fqdn, directory in new_keys[role]],
             role=role,
             key_size=receiver.settings.key_size,
             passphrase=receiver.key_passphrase,

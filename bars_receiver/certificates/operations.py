@@ -43,15 +43,17 @@ def install_action(certificate: IssuedCertificate, installed: InstalledCertifica
     return None
 
 
-def certificate_bundle(files: list[tuple[str, str, str]]) -> BytesIO:
-    """One tar of every certificate to install: ``<N>/cert.pem``, ``<N>/chain.pem``, ``<N>/ca.pem``
-    for the Nth (leaf, chain, CA bundle), so one upload carries them all. Same input, same bytes."""
+def certificate_bundle(files: list[tuple[str, str, str, str]]) -> BytesIO:
+    """One tar of every certificate to install, so one upload carries them all: for each endpoint
+    directory ``<base_dir>/<name>`` (name, leaf, chain, CA bundle), its ``cert.pem``, ``chain.pem``
+    and ``ca.pem`` as ``<name>/.staging/gen/<file>``, where install_certificates.sh extracts them
+    from base_dir into the generation it staged. Same input, same bytes."""
     buffer = BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for index, texts in enumerate(files, start=1):
+        for directory, *texts in files:
             for name, text in zip(INSTALLED_FILES, texts):
                 data = text.encode()
-                info = tarfile.TarInfo(f"{index}/{name}")
+                info = tarfile.TarInfo(f"{directory}/.staging/gen/{name}")
                 info.size, info.mode, info.uname, info.gname = len(data), 0o644, "root", "root"
                 tar.addfile(info, BytesIO(data))
     buffer.seek(0)
@@ -91,7 +93,8 @@ def certificates_installed(base_dir: str, installs: list[tuple[str, str, str, st
     if installs:
         yield from host_script("prepare", base_dir)
         bundle = f"{base_dir}/.staging/certificates.tar"
-        yield FileUploadCommand(certificate_bundle([tuple(texts) for _, _, *texts in installs]), bundle)
+        yield FileUploadCommand(
+            certificate_bundle([(directory.rsplit("/", 1)[1], *texts) for directory, _, *texts in installs]), bundle)
     pairs = [(directory, role) for directory, role, *_ in installs] + [(directory, "modes") for directory in loose]
     switch = yield from shipped("switch")
     yield from host_script("install_certificates", switch, base_dir, bundle, PUBLIC_KEY_CACHE,

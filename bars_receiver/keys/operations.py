@@ -112,32 +112,35 @@ def key_needs_care(state: EndpointState) -> bool:
 BATCH_NAMES_SHOWN = 8  # beyond this an operation's name would fill screens; the status table lists each
 
 
-def batch_name(what: str, fqdns: list[str]) -> str:
+def batch_name(what: str, fqdns: list[str], plural: str | None = None) -> str:
     """An operation name that says which endpoints a batched operation is for:
-    ``Private key for A`` for one, ``Private keys for 3 endpoints: A, B, C`` for several, and the
-    first few then ``and N more`` for many (the run's status table names every endpoint)."""
+    ``Private key for A`` for one, ``Private keys for 3 endpoints: A, B, C`` for several (``plural``
+    when adding an "s" will not do), and the first few then ``and N more`` for many (the run's
+    status table names every endpoint)."""
     if len(fqdns) == 1:
         return f"{what} for {fqdns[0]}"
     shown = ", ".join(fqdns[:BATCH_NAMES_SHOWN])
     rest = len(fqdns) - BATCH_NAMES_SHOWN
-    return f"{what}s for {len(fqdns)} endpoints: {shown}" + (f" and {rest} more" if rest > 0 else "")
+    return f"{plural or what + 's'} for {len(fqdns)} endpoints: {shown}" + (f" and {rest} more" if rest > 0 else "")
 
 
 @operation()
 def private_keys(
-    directories: list[str],
+    requests: list[tuple[str, str]],
     key_size: int = 2048,
     passphrase: SecretStr | None = None,
     role: str = LIVE,
 ):
     """
-    Make the private keys that are missing on a host, all in one command that uses every core
-    (files/scripts/make_keys.sh: make_key.sh per directory under ``xargs -P "$(nproc)"``), so a
-    first run's round trips do not grow with endpoints. Each key is 0600 from birth in its own
-    staged generation and never replaces an existing one. Each new key's public half goes into the
-    public-key cache, so reading the host back for the request packs runs no openssl per key.
+    Make the private keys that are missing on a host, each with its CSR, all in one command that
+    uses every core (files/scripts/make_keys.sh: make_key.sh per directory under
+    ``xargs -P "$(nproc)"``), so a first run's round trips do not grow with endpoints. Each key is
+    0600 from birth in its own staged generation, with its CSR (subject CN=fqdn only) beside it,
+    and never replaces an existing one. Each new key's public half goes into the public-key cache,
+    so reading the host back for the request packs runs no openssl per key.
 
-    + directories: the endpoints' directories whose ``role`` names no key (created 0700 if missing)
+    + requests: (directory, fqdn) of each endpoint whose ``role`` names no key (the directory is
+      created 0700 if missing)
     + key_size: RSA bits
     + passphrase: encrypt the keys with AES-256; kept root-only beside each as key.pass (uploaded
       once, copied on the host; never an argument)
@@ -147,24 +150,26 @@ def private_keys(
 
     .. code:: python
 
-        private_keys(name="Private keys for 2 endpoints: ...", directories=[...], key_size=2048)
+        private_keys(name="Private keys and CSRs for 2 endpoints: ...", requests=[(directory, fqdn), ...])
     """
-    if not directories:
+    if not requests:
         host.noop("no private key to make")
         return
-    yield from host_script("prepare", directories[0])
+    first = requests[0][0]
+    yield from host_script("prepare", first)
     if passphrase is not None:
-        yield from upload_secret(f"{directories[0]}/{STAGED_PASSPHRASE}", passphrase.get_secret_value())
+        yield from upload_secret(f"{first}/{STAGED_PASSPHRASE}", passphrase.get_secret_value())
     make_key = yield from shipped("make_key")
-    yield from host_script("make_keys", make_key, role, key_size,
-                           "encrypted" if passphrase is not None else "plain", PUBLIC_KEY_CACHE, *directories)
+    yield from host_script("make_keys", make_key, role, key_size, "encrypted" if passphrase is not None else "plain",
+                           PUBLIC_KEY_CACHE, *(value for request in requests for value in request))
 
 
 @operation()
 def certificate_requests(requests: list[tuple[str, str]], role: str = LIVE):
     """
-    Make several endpoints' CSRs (subject CN=fqdn only) in one command on every core
-    (files/scripts/make_csrs.sh: make_csr.sh per endpoint).
+    Make several endpoints' CSRs (subject CN=fqdn only) for keys they already have, in one command
+    on every core (files/scripts/make_csrs.sh: make_csr.sh per endpoint); a new key's CSR is made
+    with it (``private_keys``).
 
     + requests: (directory, fqdn) of each endpoint whose CSR is missing or no longer matches
       (``csr_reason``)

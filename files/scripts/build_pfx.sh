@@ -16,11 +16,18 @@ umask 077
 keydir=$1 handoff=$2 fqdn=$3 profile=$4 password=$5 source=$6 group=$7 dirmode=$8 filemode=$9 salt=${10} rounds=${11}
 cache=${12:-}
 gen=$handoff/.staging/gen
-trap 'rm -rf "$handoff/.staging"' EXIT
+trap 'rm -rf "$handoff/.staging"' EXIT # on every exit: also the tidy-up of a run that went well
 [ -d "$gen" ] || fail "$handoff: nothing was staged for the PKCS#12"
 case $password in
   upload) [ -s "$gen/pfx.pass" ] || fail "$handoff: the uploaded PFX password is missing" ;;
-  generate) openssl rand -hex 24 > "$gen/pfx.pass" ;;
+  generate)
+    # 24 random bytes in hex, as openssl rand -hex 24 writes them, read by od: a far smaller
+    # process than openssl, whose start-up is most of what it costs here.
+    # shellcheck disable=SC2046 # od's words are joined by printf
+    random=$(printf '%s' $(od -An -vtx1 -N24 /dev/urandom))
+    [ "${#random}" -eq 48 ] || fail "$handoff: could not read 24 random bytes for the PFX password"
+    printf '%s\n' "$random" > "$gen/pfx.pass"
+    ;;
   keep) cp "$handoff/pfx.pass" "$gen/pfx.pass" ;; # through live/, or the file itself before generations
   *) fail "unknown password step $password" ;;
 esac
@@ -39,9 +46,13 @@ step "PKCS#12 built in staging"
 [ -d "$handoff/archive" ] || mkdir -m 700 "$handoff/archive"
 n=$(next_number "$handoff")
 env_text "$handoff/archive/$n/receiver.pfx" "$gen/pfx.pass" > "$gen/kestrel.env"
+# One sha256sum for the chain, the password file and the key's public half (in DER, on stdin).
+# shellcheck disable=SC2046 # three lines of "<sum> <name>"; the names are ours, without spaces
+set -- $(public_der "$public" | sha256sum "$live/chain.pem" "$gen/pfx.pass" -)
+[ $# -eq 6 ] || fail "$handoff: sha256sum did not hash the chain, the password and the key"
 {
-  echo "chain_sha256 $(sha256_hex < "$live/chain.pem")"
-  echo "key_sha256 $(public_sha256 "$public")"
+  echo "chain_sha256 $1"
+  echo "key_sha256 $5"
   echo "profile $profile"
   echo "password_source $source"
   # Only a CI-secret password is compared on the controller (by this slow, salted hash); a
@@ -50,7 +61,7 @@ env_text "$handoff/archive/$n/receiver.pfx" "$gen/pfx.pass" > "$gen/kestrel.env"
     salt="rounds=$rounds\$${salt:-$(openssl rand -hex 8)}"
     echo "password_hash $(openssl passwd -6 -salt "$salt" -in "$gen/pfx.pass")"
   fi
-  echo "password_sha256 $(sha256_hex < "$gen/pfx.pass")"
+  echo "password_sha256 $3"
 } > "$gen/pfx.inputs"
 handoff_modes "$handoff" "$group" "$dirmode" "$filemode" "$gen"
 mv -T "$gen" "$handoff/archive/$n"
@@ -66,4 +77,3 @@ for old in "$handoff"/archive/*/; do
   old=${old%/}
   [ "${old##*/}" = "$n" ] || rm -rf "$old"
 done
-rm -rf "$handoff/.staging"

@@ -1,16 +1,16 @@
 #!/bin/sh
 # Install issued certificates for many endpoints in one command. The controller uploaded one tar
-# into <base>/.staging/ (prepare.sh made it) holding <N>/cert.pem, <N>/chain.pem, <N>/ca.pem for
-# the Nth endpoint to install. First every such endpoint is staged as prepare.sh stages one (the
-# key, key.pass and CSR of its source role hard-linked into its .staging/gen) with its three
-# files: nothing served changes, and a failure here stops the batch with nothing switched. Then
-# switch.sh (the path of its shipped file is the first argument) runs once per endpoint under
-# xargs -P, as many at once as the host has cores: each checks its endpoint's files against its
-# key and renames live,
-# all or nothing for that endpoint. One that fails says why, naming its directory, and leaves it
-# as it was; the others still finish; the batch then fails, and the next run installs only what
-# is still missing. An endpoint with action "modes" only gets root:root 0644 back on its live
-# certificate files.
+# into <base>/.staging/ (prepare.sh made it) holding <name>/.staging/gen/cert.pem, chain.pem and
+# ca.pem for each endpoint directory <base>/<name> to install. First every such endpoint is
+# staged as prepare.sh stages one (the key, key.pass and CSR of its source role hard-linked into
+# its .staging/gen), then one tar extracts exactly those files into place: nothing served
+# changes, and a failure here (a file missing from the tar) stops the batch with nothing
+# switched. Then switch.sh (the path of its shipped file is the first argument) runs once per
+# endpoint under xargs -P, as many at once as the host has cores: each checks its endpoint's
+# files against its key and renames live, all or nothing for that endpoint. One that fails says
+# why, naming its directory, and leaves it as it was; the others still finish; the batch then
+# fails, and the next run installs only what is still missing. An endpoint with action "modes"
+# only gets root:root 0644 back on its live certificate files.
 # Arguments: switch_file base_dir bundle(the tar, or empty) public_key_cache, then pairs:
 # endpoint_dir action(live|next|modes).
 set -eu
@@ -19,28 +19,22 @@ umask 077
 . "${BARS_LIB:-./lib.sh}"
 script=$1 base=$2 bundle=$3 cache=$4
 shift 4
-unpacked=$base/.staging/unpacked
+members=$base/.staging/members
 trap 'rm -rf "$base/.staging"' EXIT
 if [ -n "$bundle" ]; then
   [ -f "$bundle" ] || fail "$bundle: the certificates were not uploaded; nothing was switched"
-  rm -rf "$unpacked"
-  mkdir -m 700 "$unpacked"
-  tar -x -f "$bundle" -C "$unpacked" --no-same-owner --no-same-permissions ||
-    fail "$bundle: tar cannot read the uploaded certificates; nothing was switched"
+  : > "$members"
 fi
 
-# Stage (or, for "modes", repair) each endpoint in turn; the Nth install takes the tar's <N>/.
+# Stage (or, for "modes", repair) each endpoint in turn, listing the tar members it takes.
 stage_all() {
-  n=0
   while [ $# -ge 2 ]; do
     case $2 in
       live | next)
-        n=$((n + 1))
-        for f in cert.pem chain.pem ca.pem; do
-          [ -f "$unpacked/$n/$f" ] || fail "$1: its $f was not in the uploaded certificates; nothing was switched"
-        done
+        [ "${1%/*}" = "$base" ] || fail "$1: not a directory in $base; nothing was switched"
+        [ -n "$bundle" ] || fail "$1: no certificates were uploaded for it; nothing was switched"
         stage_generation "$1" "$2"
-        mv "$unpacked/$n/cert.pem" "$unpacked/$n/chain.pem" "$unpacked/$n/ca.pem" "$1/.staging/gen/"
+        for f in cert.pem chain.pem ca.pem; do printf '%s\n' "${1##*/}/.staging/gen/$f" >> "$members"; done
         ;;
       modes)
         for f in cert.pem chain.pem ca.pem; do
@@ -64,5 +58,9 @@ switches() {
 }
 
 stage_all "$@"
+if [ -n "$bundle" ]; then
+  tar -x -f "$bundle" -C "$base" --no-same-owner --no-same-permissions -T "$members" ||
+    fail "$bundle: tar could not put every endpoint's certificates in place; nothing was switched"
+fi
 switches "$@" | on_every_core_file 3 "$script" ||
   fail "certificates: an endpoint named above was not switched (it is as it was); the others are installed"

@@ -210,16 +210,16 @@ sha256_hex() {
   printf '%s\n' "${sh_sum%% *}"
 }
 
-# The SHA-256 (hex) of public key PEM $1 in DER: what openssl pkey -pubout -outform DER |
-# sha256sum gives, with no openssl (the PEM body is that DER in base64).
-public_sha256() {
+# Public key PEM $1 in DER: what openssl pkey -pubout -outform DER writes, with no openssl (the
+# PEM body is that DER in base64).
+public_der() {
   printf '%s\n' "$1" | {
-    ps_body=
-    while IFS= read -r ps_line; do
-      case $ps_line in -----*) ;; *) ps_body=$ps_body$ps_line ;; esac
+    pd_body=''
+    while IFS= read -r pd_line; do
+      case $pd_line in -----*) ;; *) pd_body=$pd_body$pd_line ;; esac
     done
-    printf '%s' "$ps_body"
-  } | base64 -d | sha256_hex
+    printf '%s' "$pd_body"
+  } | base64 -d
 }
 
 # Keep key $2's public half $4 (opened with -passin $3) in the public-key cache $1, in the entry

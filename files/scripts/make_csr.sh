@@ -10,10 +10,9 @@ umask 077
 . "${BARS_LIB:-./lib.sh}"
 dir=$1 role=$2 cn=$3 cache=${4:-}
 stage_clear "$dir"
-trap 'rm -rf "$dir/.staging"' EXIT
+trap 'rm -rf "$dir/.staging"' EXIT # on every exit: also the tidy-up of a run that went well
 open_key "$dir/$role/key.pem" "$cache" "$dir/$role/key.pass" ||
   fail "$dir/$role/key.pem: openssl cannot read it with its key.pass"
 openssl req -new -config /dev/null -key "$dir/$role/key.pem" -passin "$passin" -subj "/CN=$cn" -sha256 \
   -out "$dir/.staging/csr.pem"
 mv -f "$dir/.staging/csr.pem" "$dir/$role/csr.pem"
-rm -rf "$dir/.staging"

@@ -13,7 +13,7 @@ umask 077
 . "${BARS_LIB:-./lib.sh}"
 dir=$1 source=$2 cache=${3:-}
 gen=$dir/.staging/gen
-trap 'rm -rf "$dir/.staging"' EXIT
+trap 'rm -rf "$dir/.staging"' EXIT # on every exit: also the tidy-up of a run that went well
 unchanged="nothing was switched; live is as it was"
 [ -f "$gen/key.pem" ] || fail "$dir: there is no staged key ($unchanged)"
 open_key "$gen/key.pem" "$cache" "$gen/key.pass" || fail "$dir/$source/key.pem: openssl cannot read it ($unchanged)"
@@ -28,7 +28,8 @@ chmod 0644 "$gen/cert.pem" "$gen/chain.pem" "$gen/ca.pem"
 step "checked"
 [ -d "$dir/archive" ] || mkdir -m 700 "$dir/archive"
 n=$(next_number "$dir")
-previous=$(pointer_number "$dir/live")
+previous=''
+if [ "$source" = next ]; then previous=$(pointer_number "$dir/live"); fi # for the message below
 mv -T "$gen" "$dir/archive/$n"
 step "generation $n in archive"
 point "$dir" live "archive/$n"
@@ -38,7 +39,6 @@ if [ "$source" = next ]; then
   step "next dropped"
 fi
 compat_links_ok "$dir" || point_compat "$dir"
-rm -rf "$dir/.staging"
 if [ "$source" = next ]; then
   echo "$dir: renewed; the previous key and certificate stay in $dir/archive/${previous:-?}"
 fi

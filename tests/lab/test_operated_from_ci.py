@@ -99,7 +99,7 @@ def test_dry_run_lists_the_changes_request_packs_included(dry):
     changing = {op["name"].split(" | ")[-1] for op in plan if op["hosts_with_change"] or op["hosts_with_conditional_change"]}
     packs = [name for name in changing if name.startswith("Request pack")]
     assert packs == [f"Request pack for {ADDED}"]  # one operation per host; SECOND's already matches the host
-    assert f"Private key for {ADDED}" in changing
+    assert f"Private key and CSR for {ADDED}" in changing
     assert f"Certificate for {FIRST}" in changing
     assert any(name.startswith("nginx TLS-MA configuration") for name in changing)
     for run in (runs["plain"], runs["yes"]):  # the table of changes, with and without -y

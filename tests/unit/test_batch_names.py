@@ -18,3 +18,10 @@ def test_many_endpoints_name_the_first_few_and_count_the_rest():
     assert name.endswith(f"s{BATCH_NAMES_SHOWN - 1:04d}.nhs.uk and {500 - BATCH_NAMES_SHOWN} more")
     assert f"s{BATCH_NAMES_SHOWN:04d}" not in name and len(name) < 200
     assert not batch_name("CSR", fqdns[:BATCH_NAMES_SHOWN]).endswith("more")
+
+
+def test_a_plural_that_is_not_an_added_s_is_given():
+    fqdns = ["a.nhs.uk", "b.nhs.uk"]
+    assert batch_name("Private key and CSR", fqdns[:1], plural="Private keys and CSRs") == "Private key and CSR for a.nhs.uk"
+    assert batch_name("Private key and CSR", fqdns, plural="Private keys and CSRs").startswith(
+        "Private keys and CSRs for 2 endpoints: a.nhs.uk")

@@ -371,16 +371,16 @@ def test_changed_certificate_is_uploaded_in_one_bundle_then_checked_by_the_host(
     prepare, upload, batch = commands  # the same three commands for any number of endpoints
     assert runs(prepare, "prepare") == "/etc/bars-receiver"
     assert isinstance(upload, FileUploadCommand) and upload.dest == "/etc/bars-receiver/.staging/certificates.tar"
-    with tarfile.open(fileobj=upload.src) as tar:  # never over live files: staged, then switched
-        assert tar.getnames() == [f"{n}/{name}" for n in (1, 2) for name in ("cert.pem", "chain.pem", "ca.pem")]
-        assert tar.extractfile("2/chain.pem").read().decode() == certificate.chain_pem
+    with tarfile.open(fileobj=upload.src) as tar:  # never over live files: into staging, then switched
+        assert tar.getnames() == [f"{d}/.staging/gen/{name}" for d in "xy" for name in ("cert.pem", "chain.pem", "ca.pem")]
+        assert tar.extractfile("y/.staging/gen/chain.pem").read().decode() == certificate.chain_pem
     from bars_receiver.keys.facts import PUBLIC_KEY_CACHE
     from bars_receiver.shipping import SCRIPTS_DIR, script_hash
 
     assert runs(batch, "install_certificates") == (  # switch.sh's shipped file, then the endpoints
         f"{SCRIPTS_DIR}/{script_hash('switch')}.sh /etc/bars-receiver /etc/bars-receiver/.staging/certificates.tar "
         f"{PUBLIC_KEY_CACHE} /etc/bars-receiver/x live /etc/bars-receiver/y live /etc/bars-receiver/z modes")
-    assert ops.certificate_bundle([files]).getvalue() == ops.certificate_bundle([files]).getvalue()  # same bytes
+    assert ops.certificate_bundle([("x", *files)]).getvalue() == ops.certificate_bundle([("x", *files)]).getvalue()
     (only,) = commands_of(ops.certificates_installed, "/etc/bars-receiver", [], ["/etc/bars-receiver/z"])
     assert runs(only, "install_certificates").endswith(  # no upload
         f" /etc/bars-receiver '' {PUBLIC_KEY_CACHE} /etc/bars-receiver/z modes")

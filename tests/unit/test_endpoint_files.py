@@ -121,7 +121,8 @@ def test_new_keys_are_in_the_cache_so_the_read_back_runs_no_openssl(tmp_path, pr
     run("prepare", directories[0])
     if protection == "encrypted":
         (Path(directories[0]) / ".staging" / "gen" / "key.pass").write_text("a passphrase\n")
-    run("make_keys", str(scripts / "make_key.sh"), "live", "1024", protection, str(cache), *directories)
+    run("make_keys", str(scripts / "make_key.sh"), "live", "1024", protection, str(cache),
+        *(value for directory in directories for value in (directory, directory.rsplit("/", 1)[1])))
     assert len(list(cache.iterdir())) == 3
 
     log.write_text("")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -136,10 +137,12 @@ def test_an_entry_for_another_key_file_is_never_used(tmp_path, shell):
 
 
 @pytest.mark.parametrize("key", [KEY, OTHER_KEY])
-def test_public_sha256_is_the_sha256_of_the_public_key_in_der(shell, key):
+def test_public_der_is_the_public_key_in_der(tmp_path, shell, key):
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    result = shell.lib('public_sha256 "$1"', public_pem(key).rstrip("\n"))
-    assert result.stdout == hashlib.sha256(der).hexdigest() + "\n" and shell.calls() == []
+    out = tmp_path / "der"
+    result = shell.lib('public_der "$1" > "$2"', public_pem(key).rstrip("\n"), str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == der and shell.calls() == []
 
 
 def test_switch_with_a_cached_key_reads_only_the_certificates_and_still_refuses_a_stranger(tmp_path, shell):
@@ -162,9 +165,9 @@ def test_switch_with_a_cached_key_reads_only_the_certificates_and_still_refuses_
 
 def test_pkcs12_built_with_a_cached_key_records_what_openssl_would(tmp_path, shell):
     """build_pfx.sh's pfx.inputs is the same whether the key came from the cache or from openssl;
-    with the cache, openssl only builds the PKCS#12 and opens it (and makes the password)."""
+    with the cache, openssl only builds the PKCS#12 and opens it (od makes the password)."""
     certificate = issued(tmp_path / "project")
-    records = {}
+    records, passwords = {}, set()
     for cached in (False, True):
         root = tmp_path / ("cached" if cached else "uncached")
         directory, cache, app = key_dir(root, b"key-passphrase"), root / "cache", root / "app" / FQDN
@@ -179,24 +182,41 @@ def test_pkcs12_built_with_a_cached_key_records_what_openssl_would(tmp_path, she
                              "700", "600", "", str(handoff.HASH_ROUNDS), str(cache) if cached else "")
         assert built.returncode == 0, built.stderr
         calls = shell.calls()
-        assert ("pkey" in calls) != cached and calls.count("pkcs12") == 2
-        records[cached] = {line.split()[0]: line.split()[1] for line in (directory / "pfx.inputs").read_text().splitlines()
-                           if not line.startswith("password")}
+        assert ("pkey" in calls) != cached and calls.count("pkcs12") == 2 and "rand" not in calls
+        inputs = dict(line.split(" ", 1) for line in (directory / "pfx.inputs").read_text().splitlines())
+        password = (app / "pfx.pass").read_bytes()
+        assert re.fullmatch(rb"[0-9a-f]{48}\n", password) and (app / "live" / "pfx.pass").stat().st_mode & 0o777 == 0o600
+        assert inputs.pop("password_sha256") == hashlib.sha256(password).hexdigest()
+        passwords.add(password)
+        records[cached] = inputs
     der = KEY.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert records[True] == records[False] and records[True]["key_sha256"] == hashlib.sha256(der).hexdigest()
+    assert records[True]["chain_sha256"] == hashlib.sha256(certificate.chain_pem.encode()).hexdigest()
+    assert len(passwords) == 2  # each build made its own
 
 
-def test_a_csr_for_a_key_make_key_cached_takes_one_openssl(tmp_path, shell):
-    """make_key.sh caches the new key's public half; make_csr.sh then needs openssl only to sign."""
+@pytest.mark.parametrize("protection", ["encrypted", "plain"])
+def test_a_new_key_and_its_csr_take_two_openssl_and_fill_the_cache(tmp_path, shell, protection):
+    """make_key.sh with a CN: genpkey, then one req that signs the CSR and writes the public half
+    (cached); a CSR made again later (make_csr.sh) needs openssl only to sign."""
     directory, cache = tmp_path / "base" / FQDN, tmp_path / "cache"
     directory.parent.mkdir()
     assert run("prepare", str(directory)).returncode == 0
-    made = shell.script("make_key", str(directory), "live", "2048", "plain", str(cache))
+    if protection == "encrypted":
+        (directory / ".staging" / "gen" / "key.pass").write_text("a passphrase\n")
+    made = shell.script("make_key", str(directory), "live", "2048", protection, str(cache), FQDN)
     assert made.returncode == 0, made.stderr
-    assert shell.calls() == ["genpkey", "pkey"]
-    csr = shell.script("make_csr", str(directory), "live", FQDN, str(cache))
-    assert csr.returncode == 0, csr.stderr
+    assert shell.calls() == ["genpkey", "req"]
+    request = subprocess.run(["openssl", "req", "-in", str(directory / "csr.pem"), "-noout", "-verify", "-pubkey",
+                              "-subject"], capture_output=True, text=True, check=True).stdout
+    passin = f"file:{directory / 'key.pass'}" if protection == "encrypted" else "pass:"
+    public = subprocess.run(["openssl", "pkey", "-in", str(directory / "key.pem"), "-passin", passin, "-pubout"],
+                            capture_output=True, text=True, check=True).stdout
+    assert f"CN = {FQDN}" in request and public in request
+    assert (directory / "csr.pem").read_text().startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    (entry,) = cache.iterdir()
+    assert entry.read_text().endswith(public)
+
+    again = shell.script("make_csr", str(directory), "live", FQDN, str(cache))
+    assert again.returncode == 0, again.stderr
     assert shell.calls() == ["req"]
-    request = subprocess.run(["openssl", "req", "-in", str(directory / "csr.pem"), "-noout", "-pubkey", "-subject"],
-                             capture_output=True, text=True, check=True).stdout
-    assert f"CN = {FQDN}" in request

@@ -160,7 +160,7 @@ def test_swap_uploads_all_three_files_then_runs_the_swap_script(tmp_path, monkey
                                          [("/etc/bars-receiver/x", "next", *files)])
     assert runs(prepare, "prepare") == "/etc/bars-receiver"
     with tarfile.open(fileobj=upload.src) as tar:
-        assert tar.getnames() == [f"1/{n}" for n in ("cert.pem", "chain.pem", "ca.pem")]
+        assert tar.getnames() == [f"x/.staging/gen/{n}" for n in ("cert.pem", "chain.pem", "ca.pem")]
     assert runs(batch, "install_certificates").endswith("/etc/bars-receiver/x next")
 
 

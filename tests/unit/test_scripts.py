@@ -159,7 +159,8 @@ def shipped_file(directory: Path, name: str) -> str:
 
 def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tmp_path):
     """make_keys.sh: one command for every missing key (make_key.sh under xargs -P), each 0600 in
-    its own generation with its own copy of the one staged passphrase; make_csrs.sh: every CSR."""
+    its own generation with its own copy of the one staged passphrase and its CSR beside it;
+    make_csrs.sh: every CSR again, for the keys now there."""
     base = tmp_path / "base"
     base.mkdir()
     directories = [base / f"e{index}.nhs.uk" for index in range(3)]
@@ -167,10 +168,15 @@ def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tm
     staged = directories[0] / ".staging" / "gen" / "key.pass"
     staged.write_text("batch-passphrase\n")
     staged.chmod(0o600)
-    made = run("make_keys", shipped_file(tmp_path, "make_key"), "live", "2048", "encrypted",
-                str(tmp_path / "cache"), *map(str, directories))
-    assert made.returncode == 0, made.stderr
     pairs = [value for directory in directories for value in (str(directory), directory.name)]
+    made = run("make_keys", shipped_file(tmp_path, "make_key"), "live", "2048", "encrypted",
+                str(tmp_path / "cache"), *pairs)
+    assert made.returncode == 0, made.stderr
+    requests = {directory: (directory / "csr.pem").read_text() for directory in directories}
+    for directory in directories:
+        assert requests[directory].startswith("-----BEGIN CERTIFICATE REQUEST-----\n")
+        assert requests[directory].endswith("-----END CERTIFICATE REQUEST-----\n")
+        assert (directory / "archive" / "1" / "csr.pem").stat().st_mode & 0o777 == 0o600
     csrs = run("make_csrs", shipped_file(tmp_path, "make_csr"), "live", str(tmp_path / "cache"), *pairs)
     assert csrs.returncode == 0, csrs.stderr
     for directory in directories:
@@ -186,7 +192,7 @@ def test_batched_keys_and_csrs_are_made_on_every_core_and_never_replace_a_key(tm
 
     assert run("prepare", str(directories[1])).returncode == 0
     again = run("make_keys", shipped_file(tmp_path, "make_key"), "live", "2048", "plain",
-                str(tmp_path / "cache"), str(directories[1]))
+                str(tmp_path / "cache"), str(directories[1]), directories[1].name)
     assert again.returncode != 0 and "refusing to replace a private key" in again.stderr
     assert {directory: (directory / "key.pem").read_bytes() for directory in directories} == keys
 
@@ -209,7 +215,7 @@ def install_batch(base: Path, certificate, directories: list[Path], env=None) ->
     assert run("prepare", str(base)).returncode == 0
     bundle = base / ".staging" / "certificates.tar"
     files = (certificate.leaf_pem, certificate.chain_pem, certificate.ca_pem)
-    bundle.write_bytes(ops.certificate_bundle([files] * len(directories)).getvalue())
+    bundle.write_bytes(ops.certificate_bundle([(directory.name, *files) for directory in directories]).getvalue())
     args = [shipped_file(base.parent, "switch"), str(base), str(bundle), str(base.parent / "cache"),
             *(v for d in directories for v in (str(d), "live"))]
     return subprocess.run(["sh", "-c", script_text("install_certificates"), "bars", *args],
@@ -241,6 +247,26 @@ def test_batched_install_switches_each_endpoint_alone_and_names_the_one_that_fai
                 str(directories[0]), "modes")
     assert modes.returncode == 0, modes.stderr
     assert (directories[0] / "live" / "ca.pem").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_bundle_missing_an_endpoints_files_switches_nothing(tmp_path):
+    """install_certificates.sh extracts exactly the files each endpoint to install needs, into the
+    generations it staged; one missing from the tar stops the batch before any switch."""
+    base = tmp_path / "base"
+    directories = endpoints_with_keys(base, (KEY, KEY))
+    before = [snapshot(directory) for directory in directories]
+    certificate = issued(tmp_path / "project")
+    assert run("prepare", str(base)).returncode == 0
+    bundle = base / ".staging" / "certificates.tar"
+    files = (certificate.leaf_pem, certificate.chain_pem, certificate.ca_pem)
+    bundle.write_bytes(ops.certificate_bundle([(directories[0].name, *files)]).getvalue())  # none for the second
+    result = run("install_certificates", shipped_file(tmp_path, "switch"), str(base), str(bundle), str(tmp_path / "cache"),
+                 *(v for d in directories for v in (str(d), "live")))
+    assert result.returncode == 1 and "nothing was switched" in result.stderr
+    assert all(os.readlink(directory / "live") == "archive/1" for directory in directories)
+    # What was staged is what an interrupted run leaves: the next run's reconcile clears it.
+    assert run("reconcile", str(base), str(tmp_path / "app")).returncode == 0
+    assert [snapshot(directory) for directory in directories] == before and not list(base.rglob(".staging"))
 
 
 def test_batched_install_stopped_by_the_hook_is_finished_by_reconcile(tmp_path):
