@@ -1,5 +1,7 @@
 # shellcheck shell=sh
-# Shared by every host script (bars_receiver/scripts.py puts it in front of each one).
+# Shared by every host script: bars_receiver/scripts.py puts its top-level lines, and the functions
+# a script calls, in front of each one. So each function is "name() {" to a line "}" alone, its
+# body indented, with its comment on the lines just above it.
 #
 # An endpoint directory holds generations: archive/<N>/ (key.pem, key.pass, csr.pem and, once a
 # certificate is installed, cert.pem, chain.pem, ca.pem). "live" and "next" are symlinks to one
@@ -50,8 +52,13 @@ stage_generation() {
   ln "$@" "$sg_dir/.staging/gen/" # one ln for all: hard links named as their sources
 }
 
-# rename(2) a new symlink $1/$2 -> $3 over whatever is there.
+# rename(2) a new symlink $1/$2 -> $3 over whatever is there; with nothing there, symlink(2)
+# makes it in place (as atomic, and one process less).
 point() {
+  if [ ! -e "$1/$2" ] && [ ! -L "$1/$2" ]; then
+    ln -s "$3" "$1/$2"
+    return 0
+  fi
   ln -sfn "$3" "$1/.staging/.link.$2"
   mv -T "$1/.staging/.link.$2" "$1/$2"
 }

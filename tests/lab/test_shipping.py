@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from bars_receiver.scripts import SCRIPTS, script_text
 from bars_receiver.shipping import SCRIPTS_DIR
 from lab.project import endpoint, fqdn
 
@@ -27,10 +28,11 @@ def listing(lab) -> dict[str, str]:
 
 
 def hash_of(project, name: str) -> str:
-    """The hash the project copy ships for files/scripts/<name>.sh (lib.sh spliced in)."""
-    lib = (project.root / "files" / "scripts" / "lib.sh").read_text()
-    text = (project.root / "files" / "scripts" / f"{name}.sh").read_text()
-    return hashlib.sha256(text.replace('. "${BARS_LIB:-./lib.sh}"', f"BARS_SCRIPT={name}\n{lib}", 1).encode()).hexdigest()
+    """The hash the project copy ships for files/scripts/<name>.sh (with the lib.sh it needs: the
+    same files as this checkout's, so the same text as script_text makes here)."""
+    for part in (f"{name}.sh", "lib.sh"):
+        assert (project.root / "files" / "scripts" / part).read_bytes() == (SCRIPTS / part).read_bytes()
+    return hashlib.sha256(script_text(name).encode()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def first_run(project):
 def test_a_first_run_uploads_each_script_it_needs_once_root_only(first_run, project, lab):
     sent = uploads(first_run.output)
     assert len(sent) == len(set(sent)), sent
-    needed = {hash_of(project, name) for name in ("prepare", "make_keys", "make_key", "make_csrs", "make_csr")}
+    needed = {hash_of(project, name) for name in ("prepare", "make_keys", "make_key")}  # each key with its CSR
     assert needed <= set(sent)
     entries = listing(lab)
     assert entries == {f"{digest}.sh": "600 root root" for digest in sent}  # nothing half-written left

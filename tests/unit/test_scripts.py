@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from bars_receiver.certificates import operations as ops
-from bars_receiver.scripts import SCRIPTS, SOURCE_LIB, script_text
+from bars_receiver.scripts import COMMENT, FUNCTION, SCRIPTS, SOURCE_LIB, WORD, lib_for, lib_parts, script_text
 
 from .test_certificate_install import KEY, OTHER_KEY, generation, issued, run, snapshot
 from .test_renewal import NEXT_KEY, key_pem, legacy_dir, migrate  # noqa: F401  (fixture)
@@ -38,8 +38,33 @@ STANDALONE = {"ship_script"}  # ships the others, so it runs inline as it is, wi
 @pytest.mark.parametrize("name", sorted(p.stem for p in SCRIPTS.glob("*.sh") if p.stem not in {"lib", *STANDALONE}))
 def test_every_script_inlines_lib_and_parses_as_posix_sh(name):
     text = script_text(name)
-    assert f"BARS_SCRIPT={name}\n" in text and "stage_clear()" in text
+    assert f"BARS_SCRIPT={name}\n" in text and "\nCOMPAT_NAMES=" in text  # lib.sh's top-level lines
+    assert SOURCE_LIB not in text
     assert subprocess.run(["sh", "-n", "-c", text], capture_output=True).returncode == 0
+    # Every lib.sh function named anywhere in the text (outside comments) is defined in it.
+    _, functions = lib_parts()
+    defined = {match.group(2) for match in FUNCTION.finditer(text)}
+    named = set(WORD.findall(COMMENT.sub("", text))) & set(functions)
+    assert named <= defined, sorted(named - defined)
+
+
+def test_lib_splits_into_its_top_level_lines_and_every_function():
+    preamble, functions = lib_parts()
+    source = (SCRIPTS / "lib.sh").read_text()
+    defined = re.findall(r"^([a-z_][a-z0-9_]*)\(\) \{$", source, re.M)
+    assert sorted(defined) == sorted(functions) and len(functions) > 30
+    assert not re.search(r"^[a-z_][a-z0-9_]*\(\) \{", preamble, re.M) and "COMPAT_NAMES=" in preamble
+    assert len(preamble) + sum(map(len, functions.values())) == len(source)  # nothing lost
+
+
+def test_a_script_carries_only_the_lib_functions_it_needs():
+    """make_key.sh runs once per endpoint: sh reads only the functions it can call, not lib.sh's
+    thirty-odd. A function lib.sh calls from another (fail from stage_generation) comes along."""
+    _, functions = lib_parts()
+    key = {match.group(2) for match in FUNCTION.finditer(script_text("make_key"))}
+    assert {"point", "point_compat", "point_live", "remember_public", "step", "fail"} <= key
+    assert "migrate" not in key and "served_digest" not in key and len(key) < len(functions) / 2
+    assert "fail" in {match.group(2) for match in FUNCTION.finditer(lib_for("stage_generation x"))}
 
 
 def test_the_standalone_shipper_sources_nothing_and_parses_as_posix_sh():
