@@ -6,7 +6,9 @@
 # (root-only, one file per key named by its device, inode, mtime and size, with the passphrase
 # file that opened it and that file's identity), so openssl runs only for keys it has not seen.
 # With cache_write "no" (a --dry run) the cache is only read: a dry run writes nothing anywhere.
+# The endpoints are read on every core (on_every_core in lib.sh).
 # Arguments: base_dir [cache_dir [cache_write]].
+# shellcheck disable=SC2317 # the functions below are reached through on_every_core, by name
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
 base=$1 cache=${2:-} cache_write=${3:-yes}
@@ -46,10 +48,9 @@ describe() {
   fi
   if [ -f "${key%/*}/csr.pem" ]; then echo "@@${p}csr"; cat "${key%/*}/csr.pem"; fi
 }
-[ -d "$base" ] || exit 0
-for dir in "$base"/*/; do
-  [ -d "$dir" ] || continue
-  dir=${dir%/}
+# One endpoint directory's block.
+read_endpoint() {
+  dir=$1
   echo "@@endpoint ${dir##*/}"
   repair_reasons "$dir" # also resolves the directory: $want_live, $want_next
   if [ -n "$reasons" ]; then
@@ -59,7 +60,7 @@ for dir in "$base"/*/; do
     old_pass=$(legacy_archived_pass "$dir")
     describe "" "$dir" "$dir/key.pem" "$dir/key.pass" "$old_pass" "$dir/next/key.pass"
     if [ -d "$dir/next" ]; then describe next_ "$dir/next" "$dir/next/key.pem" "$dir/next/key.pass" "$dir/key.pass"; fi
-    continue
+    return 0
   fi
   if [ -n "$want_live" ]; then
     g=$dir/archive/$want_live
@@ -71,5 +72,19 @@ for dir in "$base"/*/; do
     g=$dir/archive/$want_next
     describe next_ "$g" "$g/key.pem" "$g/key.pass"
   fi
-done
+}
+
+# Share $1 of $2 of the endpoint directories (on_every_core).
+read_share() {
+  n=0
+  for d_dir in "$base"/*/; do
+    [ -d "$d_dir" ] || continue
+    n=$((n + 1))
+    in_share "$n" "$1" "$2" || continue
+    read_endpoint "${d_dir%/}"
+  done
+}
+
+[ -d "$base" ] || exit 0
+on_every_core read_share
 exit 0

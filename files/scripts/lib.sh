@@ -475,6 +475,31 @@ on_every_core_file() {
   xargs -r -d '\n' -n "$1" -P "$(nproc 2>/dev/null || echo 1)" sh "$2"
 }
 
+# Function $1 run as "$1 <share> <shares>" once per core, each in a subshell of its own (the
+# functions come along: nothing is exec'd) writing to a file of its own, then those files printed
+# in turn: a fact that reads every endpoint directory reads them on every core. The shares'
+# order is not kept (each block of a fact's output names its endpoint).
+on_every_core() {
+  oc_shares=$(nproc 2>/dev/null || echo 1)
+  if [ "$oc_shares" -le 1 ] || ! oc_tmp=$(mktemp -d); then
+    "$1" 0 1
+    return
+  fi
+  oc_k=0
+  while [ "$oc_k" -lt "$oc_shares" ]; do
+    "$1" "$oc_k" "$oc_shares" > "$oc_tmp/$oc_k" &
+    oc_k=$((oc_k + 1))
+  done
+  wait
+  cat "$oc_tmp"/*
+  rm -rf "$oc_tmp"
+}
+
+# Whether item $1 (counting from 1) is in share $2 of $3: every $3-th item, from the ($2 + 1)-th.
+in_share() {
+  [ $(($1 % $3)) -eq $(($2 % $3)) ] && [ "$1" -gt 0 ]
+}
+
 # The hand-off state of an application's endpoints ($2: FQDNs separated by ','): each FQDN with
 # the generation its live/ names, in the order given; empty when none has a PFX yet.
 handoff_state() {

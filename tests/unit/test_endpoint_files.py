@@ -145,3 +145,51 @@ def test_only_a_key_that_needs_care_gets_an_operation():
     assert key_needs_care(EndpointState(dir=FileMeta("700", 0, 0), key=loose))
     assert key_needs_care(EndpointState(dir=FileMeta("700", 0, 0), key=tight, key_pass=FileMeta("600", 1000, 0)))
     assert key_needs_care(EndpointState(dir=FileMeta("700", 0, 0), key=tight, key_unreadable=True))
+
+
+def test_the_endpoint_facts_read_on_every_core_say_what_one_reader_says(tmp_path):
+    """endpoint_files.sh and certificate_files.sh split the endpoint directories between the host's
+    cores (lib.sh on_every_core, with nproc standing in here): each endpoint is read exactly once,
+    and the facts are the same as one reader's."""
+    import os
+    import subprocess
+
+    from bars_receiver.certificates.facts import CertificateFiles
+    from bars_receiver.keys.facts import EndpointFiles
+    from bars_receiver.scripts import script_text
+
+    from .test_certificate_install import KEY, OTHER_KEY, generation, issued, run, stage
+
+    base, app = tmp_path / "base", tmp_path / "app"
+    app.mkdir()
+    certificate = issued(tmp_path / "project")
+    for index in range(7):
+        directory = base / f"e{index}.nhs.uk"
+        directory.mkdir(parents=True)
+        generation(directory, key=KEY if index % 2 else OTHER_KEY, passphrase=b"p" if index % 3 else None)
+        if index % 2:
+            stage(directory, certificate)
+            assert run("switch", str(directory), "live").returncode == 0
+    shim, scratch = tmp_path / "shim", tmp_path / "scratch"
+    shim.mkdir()
+    scratch.mkdir()
+
+    def read(name: str, cores: int, *args: str) -> list[str]:
+        (shim / "nproc").write_text(f"#!/bin/sh\necho {cores}\n")
+        (shim / "nproc").chmod(0o755)
+        env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "TMPDIR": str(scratch)}
+        result = subprocess.run(["sh", "-c", script_text(name), "bars", *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    for cores in (1, 3):
+        keys = read("endpoint_files", cores, str(base))
+        assert sorted(line for line in keys if line.startswith("@@endpoint ")) == \
+            sorted(f"@@endpoint e{index}.nhs.uk" for index in range(7))
+        certs = read("certificate_files", cores, str(base), str(app), "generated", "")
+        assert len([line for line in certs if line.startswith("@@sum ")]) == 3 * 3  # e1, e3, e5
+        if cores == 1:
+            one = (EndpointFiles().process(keys), CertificateFiles().process(certs))
+        else:
+            assert (EndpointFiles().process(keys), CertificateFiles().process(certs)) == one
+    assert not list(scratch.iterdir())  # each read's shares were removed
