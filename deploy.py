@@ -21,7 +21,7 @@ from bars_receiver.keys.facts import PUBLIC_KEY_CACHE, EndpointFiles  # noqa: E4
 from bars_receiver.ownership import TAKE_OVER, ownership_problem  # noqa: E402
 from bars_receiver.run_mode import is_dry  # noqa: E402
 from bars_receiver.shipping import SHIPPED, HostRecords  # noqa: E402
-from bars_receiver.snapshot import SNAPSHOT, client_crl_path, read_snapshot  # noqa: E402
+from bars_receiver.snapshot import SNAPSHOT, client_crl_path, read_snapshot, snapshot  # noqa: E402
 
 
 def task(name: str) -> str:
@@ -36,10 +36,19 @@ if is_dry():
     # pyinfra skips change detection with -y; a dry run must still show every change.
     state.check_for_changes = True
 
+# The host in one round trip: the deploy's own records on it and its host-level state (packages,
+# directories, services, firewall, nginx's live file). Tasks declare a host-level operation only
+# when it has something to do.
+setattr(host.data, SNAPSHOT, read_snapshot(
+    receiver.settings.base_dir,
+    receiver.settings.app_dir,
+    client_crl_path(receiver.settings.base_dir) if receiver.client_crl_pem else None,
+))
+
 # Refused here, while operations are collected: no host has been changed yet. The same read says
 # which host scripts the host already holds (bars_receiver/shipping.py): operations upload only
 # the ones it lacks, so an unchanged run uploads nothing and reads nothing more.
-records = host.get_fact(HostRecords, base_dir=receiver.settings.base_dir)
+records = snapshot().fact(HostRecords, base_dir=receiver.settings.base_dir)
 managed_by = records.managed_by
 setattr(host.data, SHIPPED, records.scripts)  # one record per host, shared by its tasks
 problem = ownership_problem(
@@ -52,14 +61,6 @@ problem = ownership_problem(
 )
 if problem:
     raise DeployError(problem)
-
-# The host-level state (packages, directories, services, firewall, nginx's live file) in one
-# round trip: tasks declare a host-level operation only when it has something to do.
-setattr(host.data, SNAPSHOT, read_snapshot(
-    receiver.settings.base_dir,
-    receiver.settings.app_dir,
-    client_crl_path(receiver.settings.base_dir) if receiver.client_crl_pem else None,
-))
 
 # A dry run only reads the host: the public-key and fact caches are read but not filled.
 endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir, cache_dir=PUBLIC_KEY_CACHE,

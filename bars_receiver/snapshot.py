@@ -27,6 +27,7 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from bars_receiver.firewall.nftables import FAMILY, RULES_PATH, TABLE, UNIT, UNIT_PATH, NftablesTable
 from bars_receiver.nginx.config import LIVE_CONFIG, NJS_DIR, NJS_MODULE, NginxLoaded
 from bars_receiver.nginx.default_site import DefaultSite
+from bars_receiver.shipping import HostRecords
 
 SNAPSHOT = "snapshot"  # host.data key: deploy.py's read, shared by the tasks
 MARK = "@@bars-snapshot"
@@ -68,9 +69,11 @@ def service_reads() -> tuple[Read, Read]:
 
 
 def host_reads(base_dir: str, app_dir: str, client_crl: str | None = None) -> tuple[Read, ...]:
-    """Every fact the snapshot holds: the packages task's, the host-level operations', and the
-    nginx task's reads of the live configuration."""
+    """Every fact the snapshot holds: deploy.py's read of the deploy's own records on the host
+    (who manages it, which host scripts it holds), the packages task's, the host-level
+    operations', and the nginx task's reads of the live configuration."""
     return (
+        read(HostRecords, base_dir=base_dir),
         read(LinuxDistribution),
         read(DebPackages),
         read(Directory, path=base_dir),
