@@ -463,6 +463,21 @@ rewrite_env() {
   rm -rf "$1/.staging"
 }
 
+# The first certificate in PEM file $1, from its BEGIN line to its END line, into $certificate (the
+# shell's read: no process). Fails when there is none.
+first_certificate() {
+  certificate='' fc_in=''
+  while IFS= read -r fc_line || [ -n "$fc_line" ]; do
+    case $fc_line in
+      "-----BEGIN CERTIFICATE-----") fc_in=yes certificate='' ;;
+    esac
+    [ -z "$fc_in" ] || certificate="$certificate$fc_line
+"
+    [ "$fc_in$fc_line" = "yes-----END CERTIFICATE-----" ] && return 0
+  done < "$1"
+  return 1
+}
+
 # Whether $1 and $2 are the same file (hard links of one key count as one).
 same_file() {
   [ -e "$1" ] && [ -e "$2" ] && [ "$(stat -L -c %d:%i "$1")" = "$(stat -L -c %d:%i "$2")" ]

@@ -20,9 +20,16 @@ open_key "$gen/key.pem" "$cache" "$gen/key.pass" || fail "$dir/$source/key.pem: 
 key=$public
 for f in cert.pem chain.pem; do
   [ -f "$gen/$f" ] || fail "$dir: the new $f was not staged ($unchanged)"
-  certkey=$(openssl x509 -in "$gen/$f" -noout -pubkey 2>/dev/null) || fail "$dir: openssl cannot read the new $f ($unchanged)"
-  [ "$certkey" = "$key" ] || fail "$dir: the new $f is not for $source/key.pem: its public key differs ($unchanged)"
 done
+# chain.pem starts with the very certificate cert.pem holds (compared as text), so one openssl
+# read of cert.pem vouches for both.
+first_certificate "$gen/cert.pem" || fail "$dir: the new cert.pem holds no certificate ($unchanged)"
+leaf=$certificate
+if ! first_certificate "$gen/chain.pem" || [ "$certificate" != "$leaf" ]; then
+  fail "$dir: the new chain.pem does not start with the new cert.pem ($unchanged)"
+fi
+certkey=$(openssl x509 -in "$gen/cert.pem" -noout -pubkey 2>/dev/null) || fail "$dir: openssl cannot read the new cert.pem ($unchanged)"
+[ "$certkey" = "$key" ] || fail "$dir: the new cert.pem is not for $source/key.pem: its public key differs ($unchanged)"
 [ -f "$gen/ca.pem" ] || fail "$dir: the new ca.pem was not staged ($unchanged)"
 chmod 0644 "$gen/cert.pem" "$gen/chain.pem" "$gen/ca.pem"
 step "checked"

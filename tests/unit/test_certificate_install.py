@@ -177,6 +177,23 @@ def test_host_refuses_a_certificate_for_another_key_and_switches_nothing(host_di
     assert not (host_dirs.key_dir / ".staging").exists()
 
 
+@pytest.mark.parametrize("chain", ["stranger", "cert-less", "empty"])
+def test_host_refuses_a_chain_that_does_not_start_with_the_certificate(host_dirs, chain):
+    """switch.sh reads only cert.pem with openssl; chain.pem must begin with that same certificate,
+    so a chain whose leaf is for another key (or that holds none) is refused as well."""
+    good = issued(host_dirs.project)
+    stranger = issued(host_dirs.project / "other", key=OTHER_KEY)
+    stage(host_dirs.key_dir, good)
+    text = {"stranger": stranger.chain_pem, "cert-less": good.ca_pem.replace("CERTIFICATE", "X509 CRL"), "empty": ""}
+    (host_dirs.key_dir / ".staging" / "gen" / "chain.pem").write_text(text[chain])
+    before = snapshot(host_dirs.key_dir / "archive")
+    result = run("switch", str(host_dirs.key_dir), "live")
+    assert result.returncode == 1
+    assert "the new chain.pem does not start with the new cert.pem" in result.stderr and "nothing was switched" in result.stderr
+    assert snapshot(host_dirs.key_dir / "archive") == before and os.readlink(host_dirs.key_dir / "live") == "archive/1"
+    assert not (host_dirs.key_dir / ".staging").exists()
+
+
 def test_a_replaced_certificate_is_archived(host_dirs):
     first = issued(host_dirs.project)
     assert install(host_dirs, first).returncode == 0

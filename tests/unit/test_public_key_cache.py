@@ -145,7 +145,7 @@ def test_public_der_is_the_public_key_in_der(tmp_path, shell, key):
     assert out.read_bytes() == der and shell.calls() == []
 
 
-def test_switch_with_a_cached_key_reads_only_the_certificates_and_still_refuses_a_stranger(tmp_path, shell):
+def test_switch_with_a_cached_key_reads_only_the_certificate_and_still_refuses_a_stranger(tmp_path, shell):
     directory, cache = key_dir(tmp_path, b"key-passphrase"), tmp_path / "cache"
     assert shell.lib(OPEN, str(directory / "live" / "key.pem"), str(cache), str(directory / "live" / "key.pass")).returncode == 0
     certificate = issued(tmp_path / "project")
@@ -160,7 +160,7 @@ def test_switch_with_a_cached_key_reads_only_the_certificates_and_still_refuses_
     stage(directory, certificate)
     switched = shell.script("switch", str(directory), "live", str(cache))
     assert switched.returncode == 0, switched.stderr
-    assert shell.calls() == ["x509", "x509"] and os.readlink(directory / "live") == "archive/2"
+    assert shell.calls() == ["x509"] and os.readlink(directory / "live") == "archive/2"
 
 
 def test_pkcs12_built_with_a_cached_key_records_what_openssl_would(tmp_path, shell):
