@@ -120,26 +120,6 @@ pointer_of() {
   return 0
 }
 
-# The -passin argument that opens key $1: the first of the passphrase files $2... that does, or
-# none at all. Fails when nothing opens it.
-key_passin() {
-  key=$1
-  shift
-  for pass in "$@" ""; do
-    if [ -n "$pass" ]; then
-      [ -f "$pass" ] || continue
-      passin="file:$pass"
-    else
-      passin=pass:
-    fi
-    if openssl pkey -in "$key" -passin "$passin" -noout 2>/dev/null; then
-      echo "$passin"
-      return 0
-    fi
-  done
-  return 1
-}
-
 # The newest key.pass kept by the previous layout's renewal archive (archive/<UTC time>-<hash>/).
 legacy_archived_pass() {
   latest=
@@ -155,8 +135,9 @@ public_key() {
 
 # Key $1's public half and the -passin that opens it, into $public and $passin: from the
 # public-key cache $2 when it has an entry for this key file (cached_entry), else by openssl,
-# trying each passphrase file $3... that exists and then none (as key_passin, but one openssl
-# that also reads the public half), and the answer is cached. Fails when nothing opens the key.
+# trying each passphrase file $3... that exists and then none (the first that opens it: one
+# openssl that also reads the public half), and the answer is cached. Fails when nothing opens
+# the key.
 open_key() {
   ok_key=$1 ok_cache=$2
   shift 2
@@ -374,7 +355,7 @@ migrate() {
   if [ -L "$d/live" ] && same_file "$d/live/key.pem" "$d/key.pem"; then
     : # an interrupted migration already made this generation
   else
-    passin=$(key_passin "$d/key.pem" "$d/key.pass" "$old_pass" "$d/next/key.pass") ||
+    open_key "$d/key.pem" "" "$d/key.pass" "$old_pass" "$d/next/key.pass" ||
       fail "$d/key.pem: openssl cannot read it with key.pass or any passphrase kept beside it; restore key.pass"
     n=$(adopt_legacy "$d" "$d/key.pem" "$passin" "$d/csr.pem" "$d")
     step "legacy live generation $n made"
@@ -383,9 +364,11 @@ migrate() {
   fi
   if [ -d "$d/next" ] && [ ! -L "$d/next" ]; then
     if [ -f "$d/next/key.pem" ] && ! same_file "$d/next/key.pem" "$d/live/key.pem"; then
-      passin=$(key_passin "$d/next/key.pem" "$d/next/key.pass" "$d/key.pass") ||
+      live_public=''
+      if open_key "$d/live/key.pem" "" "$d/live/key.pass"; then live_public=$public; fi
+      open_key "$d/next/key.pem" "" "$d/next/key.pass" "$d/key.pass" ||
         fail "$d/next/key.pem: openssl cannot read it with next/key.pass or key.pass; restore its key.pass"
-      if [ "$(public_key "$d/next/key.pem" "$passin")" != "$(public_key "$d/live/key.pem" "$(key_passin "$d/live/key.pem" "$d/live/key.pass")")" ]; then
+      if [ "$public" != "$live_public" ]; then
         n=$(adopt_legacy "$d" "$d/next/key.pem" "$passin" "$d/next/csr.pem" "")
         step "legacy next generation $n made"
       fi
