@@ -52,6 +52,8 @@ IF_LEVEL = frozenset({"return"})
 
 
 _ERROR_TARGET = re.compile(re.escape(ERROR_PREFIX) + r"[a-z_]+")
+# The variable every error location answers with, and the http-level map that gives it a body.
+ERROR_BODY = "$bars_error_body"
 
 
 class ConfigRefused(ValueError):
@@ -156,6 +158,7 @@ def verify(text: str, expected: Expected) -> None:
         raise ConfigRefused("; ".join(problems))
 
     _check_njs(http, problems)
+    bodies = _error_bodies(http, problems)
     port = str(expected.port)
     upstreams = {d["args"][0]: d["block"] for d in http if d["directive"] == "upstream"}
     servers = [d for d in http if d["directive"] == "server"]
@@ -181,7 +184,7 @@ def verify(text: str, expected: Expected) -> None:
         for ret in _all(block, "return"):
             if not ret["args"] or not ret["args"][0].isdigit() or int(ret["args"][0]) < 400:
                 problems.append(f"line {ret['line']}: 'return {' '.join(ret['args'])}' would answer for the application")
-        _check_edge(line, block, expected.error_statuses, problems)
+        _check_edge(line, block, expected.error_statuses, bodies, problems)
         names = _args(block, "server_name")
         is_default = any("default_server" in args for args in _args(block, "listen"))
         if is_default:
@@ -233,10 +236,31 @@ def verify(text: str, expected: Expected) -> None:
         raise ConfigRefused("; ".join(problems))
 
 
-def _check_edge(line: int, block: list[dict], statuses: tuple[int, ...], problems: list[str]) -> None:
+def _error_bodies(http: list[dict], problems: list[str]) -> dict[str, str]:
+    """The one http-level ``map $uri $bars_error_body``: each error location's URI to its fixed
+    answer (as written, nginx-escaped); its default is empty and it maps nothing else."""
+    maps = [d for d in http if d["directive"] == "map" and d["args"][1:2] == [ERROR_BODY]]
+    if len(maps) != 1 or maps[0]["args"] != ["$uri", ERROR_BODY]:
+        problems.append(f"the error answers must come from one 'map $uri {ERROR_BODY}', not {len(maps)}")
+        return {}
+    bodies = {}
+    for entry in maps[0].get("block") or []:
+        key, args = entry["directive"], entry["args"]
+        if key == "default" and args == [""]:
+            continue
+        if not _ERROR_TARGET.fullmatch(key) or len(args) != 1 or key in bodies:
+            problems.append(f"line {entry['line']}: {ERROR_BODY} maps only each {ERROR_PREFIX}<name> once, "
+                            "to a fixed answer, and nothing else (default \"\")")
+            continue
+        bodies[key] = args[0]
+    return bodies
+
+
+def _check_edge(line: int, block: list[dict], statuses: tuple[int, ...], bodies: dict[str, str],
+                problems: list[str]) -> None:
     """Every nginx-generated status goes to an internal error location that answers a fixed
-    OperationOutcome; no named location (a request nginx refuses while reading its request line has
-    no URI and cannot reach one)."""
+    OperationOutcome (its body from the error-body map); no named location (a request nginx
+    refuses while reading its request line has no URI and cannot reach one)."""
     routed = {int(code) for args in _args(block, "error_page") for code in args[:-2] if code.isdigit()}
     if statuses and routed != set(statuses):
         problems.append(f"server at line {line}: error pages cover {sorted(routed)}, not {sorted(statuses)}")
@@ -253,12 +277,12 @@ def _check_edge(line: int, block: list[dict], statuses: tuple[int, ...], problem
         inner = location.get("block") or []
         returns = _args(inner, "return")
         if [d["directive"] for d in inner] != ["internal", "allow", "return"] or _args(inner, "allow") != [["all"]] \
-                or len(returns[0]) != 2:
-            problems.append(f"line {location['line']}: {args[1]} must be internal and only return a fixed answer")
+                or len(returns[0]) != 2 or returns[0][1] != ERROR_BODY:
+            problems.append(f"line {location['line']}: {args[1]} must be internal and only return {ERROR_BODY}")
             continue
         try:
-            outcome = json.loads(nginx_unescape(returns[0][1]))
-        except ValueError:
+            outcome = json.loads(nginx_unescape(bodies[args[1]]))
+        except (KeyError, ValueError):
             outcome = None
         if not isinstance(outcome, dict) or outcome.get("resourceType") != "OperationOutcome":
             problems.append(f"line {location['line']}: {location['args'][0]} does not answer an OperationOutcome")

@@ -42,14 +42,20 @@ def test_each_answer_is_a_uk_core_operation_outcome(error):
 
 
 def error_locations(text: str) -> dict[str, tuple[str, dict]]:
-    """The internal ``location = /__bars_error/<name>`` blocks: path -> (status, OperationOutcome)."""
+    """The internal ``location = /__bars_error/<name>`` blocks: path -> (status, OperationOutcome),
+    the body looked up in the http-level ``map $uri $bars_error_body`` the location returns."""
+    http = parse(text)
+    [bodies] = [{e["directive"]: e["args"][0] for e in d["block"]} for d in http
+                if d["directive"] == "map" and d["args"] == ["$uri", "$bars_error_body"]]
+    assert bodies.pop("default") == ""
     found = {}
-    for server in (d for d in parse(text) if d["directive"] == "server"):
+    for server in (d for d in http if d["directive"] == "server"):
         for location in (d for d in server["block"] if d["directive"] == "location" and d["args"][0] == "="
                          and d["args"][1].startswith(ERROR_PREFIX)):
             assert location["block"][0]["directive"] == "internal"  # never reachable from outside
             [ret] = [d["args"] for d in location["block"] if d["directive"] == "return"]
-            found[location["args"][1]] = (ret[0], json.loads(nginx_unescape(ret[1])))
+            assert ret[1] == "$bars_error_body"
+            found[location["args"][1]] = (ret[0], json.loads(nginx_unescape(bodies[location["args"][1]])))
     return found
 
 

@@ -212,6 +212,15 @@ def test_any_validated_inventory_renders_to_the_verified_shape(dns, upstream_hos
     lambda t: t.replace("        internal;\n", "", 1),
     # an error page sent to a location that does not exist
     lambda t: t.replace(f"{ERROR_PREFIX}bad_request;", f"{ERROR_PREFIX}nowhere;", 1),
+    # an error location answering something other than its fixed body
+    lambda t: t.replace("$bars_error_body;\n    }", "$http_x_anything;\n    }", 1),
+    # a body that is not an OperationOutcome, or no body for a location
+    lambda t: t.replace('"{\\"resourceType\\":\\"OperationOutcome\\"', '"{\\"resourceType\\":\\"Patient\\"', 1),
+    lambda t: t.replace(f"    {ERROR_PREFIX}bad_request \"", f"    {ERROR_PREFIX}bad_requests \"", 1),
+    # the map keyed on something a caller controls, or mapping anything else
+    lambda t: t.replace("map $uri $bars_error_body", "map $request_uri $bars_error_body", 1),
+    lambda t: t.replace('map $uri $bars_error_body {\n    default "";', 'map $uri $bars_error_body {\n    default "x";', 1),
+    lambda t: t.replace('map $uri $bars_error_body {\n', 'map $uri $bars_error_body {\n    /bars/x "hi";\n', 1),
 ])
 def test_error_pages_go_only_to_internal_fixed_answers(tmp_path, tamper):
     host, sites, text = rendered(tmp_path)
