@@ -13,13 +13,14 @@ if [ -n "$group" ]; then
   gid=$(getent group "$group" | cut -d: -f3)
   if [ -n "$gid" ]; then echo "@@group $gid"; else echo "@@group_missing"; fi
 fi
-# Share $1 of $2 of the endpoint directories (on_every_core); every certificate file the share
-# holds is hashed and stat'ed together at its end, in one sha256sum and one stat (the positional
-# parameters collect them): not a few processes per file.
+# Share $1 of $2 of the endpoint directories $3... (on_every_core); every certificate file the
+# share holds is hashed and stat'ed together at its end, in one sha256sum and one stat (the
+# positional parameters collect them): not a few processes per file.
 read_share() {
   share=$1 shares=$2 n=0
-  set --
-  for dir in "$base"/*/; do
+  shift 2
+  for dir in "$@"; do
+    shift
     [ -d "$dir" ] || continue
     n=$((n + 1))
     in_share "$n" "$share" "$shares" || continue
@@ -76,5 +77,4 @@ read_endpoint() {
 }
 
 [ -d "$base" ] || exit 0
-on_every_core read_share
-exit 0
+on_every_core read_share "$base"/*/

@@ -74,17 +74,17 @@ read_endpoint() {
   fi
 }
 
-# Share $1 of $2 of the endpoint directories (on_every_core).
+# Share $1 of $2 of the endpoint directories $3... (on_every_core).
 read_share() {
-  n=0
-  for d_dir in "$base"/*/; do
+  share=$1 shares=$2 n=0
+  shift 2
+  for d_dir in "$@"; do
     [ -d "$d_dir" ] || continue
     n=$((n + 1))
-    in_share "$n" "$1" "$2" || continue
+    in_share "$n" "$share" "$shares" || continue
     read_endpoint "${d_dir%/}"
   done
 }
 
 [ -d "$base" ] || exit 0
-on_every_core read_share
-exit 0
+on_every_core read_share "$base"/*/

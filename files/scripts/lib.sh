@@ -446,19 +446,35 @@ rewrite_env() {
   rm -rf "$1/.staging"
 }
 
-# The first certificate in PEM file $1, from its BEGIN line to its END line, into $certificate (the
-# shell's read: no process). Fails when there is none.
-first_certificate() {
-  certificate='' fc_in=''
-  while IFS= read -r fc_line || [ -n "$fc_line" ]; do
-    case $fc_line in
-      "-----BEGIN CERTIFICATE-----") fc_in=yes certificate='' ;;
+# Whether PEM file $1 is exactly one certificate: its BEGIN line, base64 lines and its END line,
+# each ending in a newline, and nothing else (no carriage return, no text around it). Its text
+# goes into $block. The shell's read: no process.
+one_certificate() {
+  block='' oc_state=begin oc_line=''
+  while IFS= read -r oc_line; do
+    case $oc_state:$oc_line in
+      "begin:-----BEGIN CERTIFICATE-----") oc_state=body ;;
+      "body:-----END CERTIFICATE-----") oc_state=end ;;
+      body:*[!A-Za-z0-9+/=]*) return 1 ;;
+      body:?*) ;;
+      *) return 1 ;;
     esac
-    [ -z "$fc_in" ] || certificate="$certificate$fc_line
+    block="$block$oc_line
 "
-    [ "$fc_in$fc_line" = "yes-----END CERTIFICATE-----" ] && return 0
+    oc_line=''
   done < "$1"
-  return 1
+  [ "$oc_state" = end ] && [ -z "$oc_line" ] # a last line without its newline is refused too
+}
+
+# Whether file $1 begins with text $2, one certificate's lines as one_certificate gives them.
+begins_with() {
+  bw_text=''
+  while IFS= read -r bw_line; do
+    bw_text="$bw_text$bw_line
+"
+    [ "$bw_line" = "-----END CERTIFICATE-----" ] && break
+  done < "$1"
+  [ "$bw_text" = "$2" ]
 }
 
 # Whether $1 and $2 are the same file (hard links of one key count as one).
@@ -473,24 +489,34 @@ on_every_core_file() {
   xargs -r -d '\n' -n "$1" -P "$(nproc 2>/dev/null || echo 1)" sh "$2"
 }
 
-# Function $1 run as "$1 <share> <shares>" once per core, each in a subshell of its own (the
-# functions come along: nothing is exec'd) writing to a file of its own, then those files printed
-# in turn: a fact that reads every endpoint directory reads them on every core. The shares'
-# order is not kept (each block of a fact's output names its endpoint).
+# Function $1 run as "$1 <share> <shares> <item>..." once per core (the items $2... listed once,
+# here), each in a subshell of its own (the functions come along: nothing is exec'd) writing to
+# a file of its own in a root-only temporary directory, then those files printed in turn: a fact
+# that reads every endpoint directory reads them on every core. Fails when any share fails, so a
+# share that died never passes for a host with fewer endpoints. The shares' order is not kept
+# (each block of a fact's output names its endpoint). Its trap replaces the caller's meanwhile.
 on_every_core() {
+  oc_function=$1
+  shift
   oc_shares=$(nproc 2>/dev/null || echo 1)
-  if [ "$oc_shares" -le 1 ] || ! oc_tmp=$(mktemp -d); then
-    "$1" 0 1
+  if [ "$oc_shares" -le 1 ] || [ $# -le 1 ]; then
+    "$oc_function" 0 1 "$@"
     return
   fi
-  oc_k=0
+  oc_tmp=$(mktemp -d) || return 1
+  trap 'rm -rf "$oc_tmp"' EXIT HUP INT TERM
+  oc_pids='' oc_k=0
   while [ "$oc_k" -lt "$oc_shares" ]; do
-    "$1" "$oc_k" "$oc_shares" > "$oc_tmp/$oc_k" &
+    "$oc_function" "$oc_k" "$oc_shares" "$@" > "$oc_tmp/$oc_k" &
+    oc_pids="$oc_pids $!"
     oc_k=$((oc_k + 1))
   done
-  wait
-  cat "$oc_tmp"/*
+  oc_status=0
+  for oc_pid in $oc_pids; do wait "$oc_pid" || oc_status=1; done
+  [ "$oc_status" -eq 0 ] && cat "$oc_tmp"/* || oc_status=1
   rm -rf "$oc_tmp"
+  trap - EXIT HUP INT TERM
+  return "$oc_status"
 }
 
 # Whether item $1 (counting from 1) is in share $2 of $3: every $3-th item, from the ($2 + 1)-th.

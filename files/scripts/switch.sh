@@ -4,31 +4,28 @@
 # certificates are for that key, rename the directory into archive/<N>, then rename live onto
 # it. Before that rename nothing served has changed; after it, all of it has. A renewal (source
 # next) then drops the next pointer; its old live generation stays in archive/. Run once per
-# endpoint by install_certificates.sh. The key's public half comes from the public-key cache when
-# it has this key (see open_key in lib.sh), so openssl reads only the two certificates.
-# Arguments: endpoint_dir source_role(live|next) [public_key_cache].
+# endpoint by install_certificates.sh. The key is read by openssl here, never taken from the
+# public-key cache: this is the last check before the certificate is served.
+# Arguments: endpoint_dir source_role(live|next).
 set -eu
 umask 077
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-dir=$1 source=$2 cache=${3:-}
+dir=$1 source=$2
 gen=$dir/.staging/gen
 trap 'rm -rf "$dir/.staging"' EXIT # on every exit: also the tidy-up of a run that went well
 unchanged="nothing was switched; live is as it was"
 [ -f "$gen/key.pem" ] || fail "$dir: there is no staged key ($unchanged)"
-open_key "$gen/key.pem" "$cache" "$gen/key.pass" || fail "$dir/$source/key.pem: openssl cannot read it ($unchanged)"
+open_key "$gen/key.pem" "" "$gen/key.pass" || fail "$dir/$source/key.pem: openssl cannot read it ($unchanged)"
 key=$public
 for f in cert.pem chain.pem; do
   [ -f "$gen/$f" ] || fail "$dir: the new $f was not staged ($unchanged)"
 done
-# chain.pem starts with the very certificate cert.pem holds (compared as text), so one openssl
-# read of cert.pem vouches for both.
-first_certificate "$gen/cert.pem" || fail "$dir: the new cert.pem holds no certificate ($unchanged)"
-leaf=$certificate
-if ! first_certificate "$gen/chain.pem" || [ "$certificate" != "$leaf" ]; then
-  fail "$dir: the new chain.pem does not start with the new cert.pem ($unchanged)"
-fi
-certkey=$(openssl x509 -in "$gen/cert.pem" -noout -pubkey 2>/dev/null) || fail "$dir: openssl cannot read the new cert.pem ($unchanged)"
+# cert.pem is exactly one certificate and chain.pem (what nginx and the PKCS#12 use) starts with
+# exactly that text, so openssl's one read of chain.pem's first certificate vouches for both.
+one_certificate "$gen/cert.pem" || fail "$dir: the new cert.pem is not exactly one PEM certificate ($unchanged)"
+begins_with "$gen/chain.pem" "$block" || fail "$dir: the new chain.pem does not start with the new cert.pem ($unchanged)"
+certkey=$(openssl x509 -in "$gen/chain.pem" -noout -pubkey 2>/dev/null) || fail "$dir: openssl cannot read the new chain.pem ($unchanged)"
 [ "$certkey" = "$key" ] || fail "$dir: the new cert.pem is not for $source/key.pem: its public key differs ($unchanged)"
 [ -f "$gen/ca.pem" ] || fail "$dir: the new ca.pem was not staged ($unchanged)"
 chmod 0644 "$gen/cert.pem" "$gen/chain.pem" "$gen/ca.pem"

@@ -177,19 +177,41 @@ def test_host_refuses_a_certificate_for_another_key_and_switches_nothing(host_di
     assert not (host_dirs.key_dir / ".staging").exists()
 
 
-@pytest.mark.parametrize("chain", ["stranger", "cert-less", "empty"])
-def test_host_refuses_a_chain_that_does_not_start_with_the_certificate(host_dirs, chain):
-    """switch.sh reads only cert.pem with openssl; chain.pem must begin with that same certificate,
-    so a chain whose leaf is for another key (or that holds none) is refused as well."""
+def _crafted(good, stranger) -> dict[str, tuple[str, str, str]]:
+    """(cert.pem, chain.pem, the refusal) that a text comparison laxer than openssl's reading
+    would let through: openssl takes the first certificate it can parse, whatever surrounds it."""
+    leaf, other = good.leaf_pem, stranger.leaf_pem
+    return {
+        "a chain for another key": (leaf, stranger.chain_pem, "does not start with the new cert.pem"),
+        "a chain of no certificate": (leaf, good.ca_pem.replace("CERTIFICATE", "X509 CRL"), "does not start with"),
+        "an empty chain": (leaf, "", "does not start with the new cert.pem"),
+        "a second certificate in cert.pem": (leaf + other, stranger.chain_pem, "is not exactly one PEM certificate"),
+        "an END line with a trailing space": (leaf.replace("-----END CERTIFICATE-----", "-----END CERTIFICATE----- ")
+                                              + other, stranger.chain_pem, "is not exactly one PEM certificate"),
+        "CRLF line ends": (leaf.replace("\n", "\r\n") + other, stranger.chain_pem, "is not exactly one PEM certificate"),
+        "text before the certificate": ("junk\n" + leaf, "junk\n" + good.chain_pem, "is not exactly one PEM certificate"),
+        "no newline at the end": (leaf.rstrip("\n"), good.chain_pem, "is not exactly one PEM certificate"),
+        "another label openssl reads": (leaf.replace("CERTIFICATE", "TRUSTED CERTIFICATE"), good.chain_pem,
+                                        "is not exactly one PEM certificate"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_crafted(SimpleNamespace(leaf_pem="", chain_pem="", ca_pem=""),
+                                                SimpleNamespace(leaf_pem="", chain_pem=""))))
+def test_host_refuses_certificate_files_that_could_hide_another_key(host_dirs, case):
+    """switch.sh asks openssl only about chain.pem's first certificate (what nginx serves): cert.pem
+    must be exactly one certificate and chain.pem must start with exactly its text, so no way of
+    writing the files can make the shell and openssl look at different certificates."""
     good = issued(host_dirs.project)
     stranger = issued(host_dirs.project / "other", key=OTHER_KEY)
+    cert, chain, refusal = _crafted(good, stranger)[case]
     stage(host_dirs.key_dir, good)
-    text = {"stranger": stranger.chain_pem, "cert-less": good.ca_pem.replace("CERTIFICATE", "X509 CRL"), "empty": ""}
-    (host_dirs.key_dir / ".staging" / "gen" / "chain.pem").write_text(text[chain])
+    (host_dirs.key_dir / ".staging" / "gen" / "cert.pem").write_text(cert)
+    (host_dirs.key_dir / ".staging" / "gen" / "chain.pem").write_text(chain)
     before = snapshot(host_dirs.key_dir / "archive")
     result = run("switch", str(host_dirs.key_dir), "live")
     assert result.returncode == 1
-    assert "the new chain.pem does not start with the new cert.pem" in result.stderr and "nothing was switched" in result.stderr
+    assert refusal in result.stderr and "nothing was switched" in result.stderr
     assert snapshot(host_dirs.key_dir / "archive") == before and os.readlink(host_dirs.key_dir / "live") == "archive/1"
     assert not (host_dirs.key_dir / ".staging").exists()
 
@@ -391,16 +413,14 @@ def test_changed_certificate_is_uploaded_in_one_bundle_then_checked_by_the_host(
     with tarfile.open(fileobj=upload.src) as tar:  # never over live files: into staging, then switched
         assert tar.getnames() == [f"{d}/.staging/gen/{name}" for d in "xy" for name in ("cert.pem", "chain.pem", "ca.pem")]
         assert tar.extractfile("y/.staging/gen/chain.pem").read().decode() == certificate.chain_pem
-    from bars_receiver.keys.facts import PUBLIC_KEY_CACHE
     from bars_receiver.shipping import SCRIPTS_DIR, script_hash
 
     assert runs(batch, "install_certificates") == (  # switch.sh's shipped file, then the endpoints
         f"{SCRIPTS_DIR}/{script_hash('switch')}.sh /etc/bars-receiver /etc/bars-receiver/.staging/certificates.tar "
-        f"{PUBLIC_KEY_CACHE} /etc/bars-receiver/x live /etc/bars-receiver/y live /etc/bars-receiver/z modes")
+        "/etc/bars-receiver/x live /etc/bars-receiver/y live /etc/bars-receiver/z modes")
     assert ops.certificate_bundle([("x", *files)]).getvalue() == ops.certificate_bundle([("x", *files)]).getvalue()
     (only,) = commands_of(ops.certificates_installed, "/etc/bars-receiver", [], ["/etc/bars-receiver/z"])
-    assert runs(only, "install_certificates").endswith(  # no upload
-        f" /etc/bars-receiver '' {PUBLIC_KEY_CACHE} /etc/bars-receiver/z modes")
+    assert runs(only, "install_certificates").endswith(" /etc/bars-receiver '' /etc/bars-receiver/z modes")  # no upload
 
 
 def test_pfx_with_env_password_uploads_into_a_precreated_private_file(tmp_path, fake_host):

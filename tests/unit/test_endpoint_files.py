@@ -1,5 +1,6 @@
 """Parsing the batched fact's output: one command describes every endpoint directory."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,40 @@ def test_the_endpoint_facts_read_on_every_core_say_what_one_reader_says(tmp_path
         else:
             assert (EndpointFiles().process(keys), CertificateFiles().process(certs)) == one
     assert not list(scratch.iterdir())  # each read's shares were removed
+
+
+def test_a_share_that_dies_fails_the_fact_and_leaves_no_files(tmp_path):
+    """A share killed part-way (as the OOM killer would) must not pass for a host with fewer
+    endpoints: the fact fails, and the shares' files are removed all the same."""
+    import os
+    import subprocess
+
+    from bars_receiver.scripts import script_text
+
+    from .test_certificate_install import generation
+
+    base, shim, scratch = tmp_path / "base", tmp_path / "shim", tmp_path / "scratch"
+    for path in (shim, scratch):
+        path.mkdir()
+    for index in range(4):
+        directory = base / f"e{index}.nhs.uk"
+        directory.mkdir(parents=True)
+        generation(directory, passphrase=None)
+    (shim / "nproc").write_text("#!/bin/sh\necho 2\n")
+    # stat of e2's key kills the share reading it (its parent shell), once.
+    (shim / "stat").write_text(f"""#!/bin/sh
+case "$*" in *e2.nhs.uk/archive/1/key.pem*) kill -KILL $PPID ;; esac
+exec {shutil.which("stat")} "$@"
+""")
+    for tool in ("nproc", "stat"):
+        (shim / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}", "TMPDIR": str(scratch)}
+    result = subprocess.run(["sh", "-c", script_text("endpoint_files"), "bars", str(base)], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode != 0, result.stdout
+    assert not list(scratch.iterdir())
+    # The same with no share killed: the fact reads all four.
+    (shim / "stat").unlink()
+    result = subprocess.run(["sh", "-c", script_text("endpoint_files"), "bars", str(base)], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 0 and result.stdout.count("@@endpoint ") == 4

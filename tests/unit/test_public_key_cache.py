@@ -145,22 +145,27 @@ def test_public_der_is_the_public_key_in_der(tmp_path, shell, key):
     assert out.read_bytes() == der and shell.calls() == []
 
 
-def test_switch_with_a_cached_key_reads_only_the_certificate_and_still_refuses_a_stranger(tmp_path, shell):
+def test_switch_reads_the_key_itself_and_a_poisoned_cache_entry_changes_nothing(tmp_path, shell):
+    """switch.sh is the last check before a certificate is served: it asks openssl for the key's
+    public half every time, so an entry naming another key's public half under this key file's
+    identity (a key rewritten in place with its mtime put back) cannot let a stranger in."""
     directory, cache = key_dir(tmp_path, b"key-passphrase"), tmp_path / "cache"
-    assert shell.lib(OPEN, str(directory / "live" / "key.pem"), str(cache), str(directory / "live" / "key.pass")).returncode == 0
-    certificate = issued(tmp_path / "project")
+    key, pass_file = directory / "live" / "key.pem", directory / "live" / "key.pass"
+    assert shell.lib(OPEN, str(key), str(cache), str(pass_file)).returncode == 0
+    (entry,) = cache.iterdir()
+    entry.write_text(entry.read_text().replace(public_pem(KEY), public_pem(OTHER_KEY)))
     stranger = issued(tmp_path / "other-project", key=OTHER_KEY)
-
     stage(directory, stranger)
     shell.calls()
-    refused = shell.script("switch", str(directory), "live", str(cache))
+    refused = shell.script("switch", str(directory), "live")
     assert refused.returncode != 0 and "is not for live/key.pem" in refused.stderr
-    assert shell.calls() == ["x509"] and os.readlink(directory / "live") == "archive/1"
+    assert shell.calls() == ["pkey", "x509"] and os.readlink(directory / "live") == "archive/1"
 
+    certificate = issued(tmp_path / "project")
     stage(directory, certificate)
-    switched = shell.script("switch", str(directory), "live", str(cache))
+    switched = shell.script("switch", str(directory), "live")
     assert switched.returncode == 0, switched.stderr
-    assert shell.calls() == ["x509"] and os.readlink(directory / "live") == "archive/2"
+    assert shell.calls() == ["pkey", "x509"] and os.readlink(directory / "live") == "archive/2"
 
 
 def test_pkcs12_built_with_a_cached_key_records_what_openssl_would(tmp_path, shell):
