@@ -20,7 +20,7 @@ from pyinfra.api import FileUploadCommand, operation
 from bars_receiver.certificates.facts import CA, CERT, CHAIN, INSTALLED_FILES, InstalledCertificate
 from bars_receiver.certificates.issued import IssuedCertificate
 from bars_receiver.certificates.x509 import sha256_hex
-from bars_receiver.keys.facts import FileMeta, LIVE, NEXT
+from bars_receiver.keys.facts import FileMeta, LIVE, NEXT, PUBLIC_KEY_CACHE
 from bars_receiver.shipping import host_script, shipped
 
 
@@ -97,4 +97,5 @@ def certificates_installed(base_dir: str, installs: list[tuple[str, str, str, st
             certificate_bundle([(directory.rsplit("/", 1)[1], *texts) for directory, _, *texts in installs]), bundle)
     pairs = [(directory, role) for directory, role, *_ in installs] + [(directory, "modes") for directory in loose]
     switch = yield from shipped("switch")
-    yield from host_script("install_certificates", switch, base_dir, bundle, *(value for pair in pairs for value in pair))
+    yield from host_script("install_certificates", switch, base_dir, bundle, PUBLIC_KEY_CACHE,
+                           *(value for pair in pairs for value in pair))

@@ -3,7 +3,7 @@
 # and CSR that live and next will name once reconcile.sh has run (so a plan made from it holds
 # after the repair), plus why a repair is needed. Markers start with "@@" and never occur in PEM
 # text. Changes nothing on the endpoints; with cache_dir, each key's public half is kept there
-# (root-only, one file per key named by its device, inode, mtime and size, with the passphrase
+# (root-only, one file per key named by its identity, $FILE_ID in lib.sh, with the passphrase
 # file that opened it and that file's identity), so openssl runs only for keys it has not seen.
 # With cache_write "no" (a --dry run) the cache is only read: a dry run writes nothing anywhere.
 # The endpoints are read on every core (on_every_core in lib.sh).
@@ -24,7 +24,7 @@ describe() {
     return 0
   fi
   # One stat for the directory and the key: its first line is the directory's.
-  meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "$dir" "$key")
+  meta=$(stat -L -c "%a %u %g $FILE_ID" "$dir" "$key")
   dir_meta=${meta%%"$NL"*}
   meta=${meta#*"$NL"}
   echo "@@${p}dir ${dir_meta% *}"
@@ -37,7 +37,7 @@ describe() {
   elif open_key "$key" "" "$@"; then
     echo "$public"
     pass_meta=
-    case $passin in file:*) pass_meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "${passin#file:}") ;; esac
+    case $passin in file:*) pass_meta=$(stat -L -c "%a %u %g $FILE_ID" "${passin#file:}") ;; esac
     [ -z "$pass_meta" ] || echo "@@${p}key_pass ${pass_meta% *}"
     if [ -n "$entry" ] && [ "$cache_write" = yes ]; then remember_public "$cache" "$key" "$passin" "$public"; fi
   else

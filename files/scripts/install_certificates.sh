@@ -11,14 +11,14 @@
 # why, naming its directory, and leaves it as it was; the others still finish; the batch then
 # fails, and the next run installs only what is still missing. An endpoint with action "modes"
 # only gets root:root 0644 back on its live certificate files.
-# Arguments: switch_file base_dir bundle(the tar, or empty), then pairs: endpoint_dir
-# action(live|next|modes).
+# Arguments: switch_file base_dir bundle(the tar, or empty) public_key_cache, then pairs:
+# endpoint_dir action(live|next|modes).
 set -eu
 umask 077
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-script=$1 base=$2 bundle=$3
-shift 3
+script=$1 base=$2 bundle=$3 cache=$4
+shift 4
 members=$base/.staging/members
 trap 'rm -rf "$base/.staging"' EXIT
 if [ -n "$bundle" ]; then
@@ -52,7 +52,7 @@ stage_all() {
 # The switch.sh arguments of each endpoint to install, one per line.
 switches() {
   while [ $# -ge 2 ]; do
-    case $2 in live | next) printf '%s\n%s\n' "$1" "$2" ;; esac
+    case $2 in live | next) printf '%s\n%s\n%s\n' "$1" "$2" "$cache" ;; esac
     shift 2
   done
 }
@@ -63,5 +63,5 @@ if [ -n "$bundle" ]; then
   tar -x -f "$bundle" -C "$base" --no-same-owner --no-same-permissions -T "$members" ||
     fail "$bundle: tar could not put every endpoint's certificates in place; nothing was switched"
 fi
-switches "$@" | on_every_core_file 2 "$script" ||
+switches "$@" | on_every_core_file 3 "$script" ||
   fail "certificates: an endpoint named above was not switched (it is as it was); the others are installed"

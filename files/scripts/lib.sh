@@ -10,6 +10,9 @@
 
 BARS_TEST_STOP=${BARS_TEST_STOP:-/run/bars-receiver-test-stop}
 COMPAT_NAMES="key.pem key.pass csr.pem cert.pem chain.pem ca.pem"
+# A file's identity for the public-key cache: device, inode, mtime, ctime (to the nanosecond) and
+# size. ctime cannot be set back, so a key rewritten in place never matches its old entry.
+FILE_ID='%d-%i-%.9Y-%.9Z-%s'
 LEGACY_STAGED=".cert.pem.new .chain.pem.new .ca.pem.new .csr.pem.new .key.pem.new .key.pass.new .pfx.inputs.new"
 
 fail() {
@@ -141,7 +144,7 @@ public_key() {
 open_key() {
   ok_key=$1 ok_cache=$2
   shift 2
-  if [ -n "$ok_cache" ] && ok_id=$(stat -L -c '%d-%i-%Y-%s' "$ok_key" 2>/dev/null) &&
+  if [ -n "$ok_cache" ] && ok_id=$(stat -L -c "$FILE_ID" "$ok_key" 2>/dev/null) &&
     cached_entry "$ok_cache/$ok_id" "$@"; then
     return 0
   fi
@@ -179,7 +182,7 @@ cached_entry() {
     pass:) [ -z "$ce_first" ] || return 1 ;;
     file:*)
       [ -n "$ce_first" ] || return 1
-      pass_meta=$(stat -L -c '%a %u %g %d-%i-%Y-%s' "$ce_first") || return 1
+      pass_meta=$(stat -L -c "%a %u %g $FILE_ID" "$ce_first") || return 1
       [ "${pass_meta##* }" = "$ce_pass_id" ] || return 1
       pass_meta=${pass_meta% *} ;;
     *) return 1 ;;
@@ -211,12 +214,12 @@ public_der() {
 }
 
 # Keep key $2's public half $4 (opened with -passin $3) in the public-key cache $1, in the entry
-# endpoint_files.sh looks up: named by the key file's identity (device, inode, mtime, size), with
-# the passphrase file's identity beside it. Best effort: a missing entry only costs an openssl.
+# endpoint_files.sh looks up: named by the key file's identity ($FILE_ID), with the passphrase
+# file's identity beside it. Best effort: a missing entry only costs an openssl.
 remember_public() {
-  rp_id=$(stat -L -c '%d-%i-%Y-%s' "$2") || return 0
+  rp_id=$(stat -L -c "$FILE_ID" "$2") || return 0
   rp_pass=
-  case $3 in file:*) rp_pass=$(stat -L -c '%d-%i-%Y-%s' "${3#file:}") || return 0 ;; esac
+  case $3 in file:*) rp_pass=$(stat -L -c "$FILE_ID" "${3#file:}") || return 0 ;; esac
   [ -d "$1" ] || (umask 077 && mkdir -p "$1") 2>/dev/null || return 0
   (umask 077 && printf '%s\n%s\n%s\n' "$3" "$rp_pass" "$4" > "$1/$rp_id.$$" &&
     mv -f "$1/$rp_id.$$" "$1/$rp_id") 2>/dev/null || rm -f "$1/$rp_id.$$"

@@ -5,13 +5,15 @@
 # it. Before that rename nothing served has changed; after it, all of it has. A renewal (source
 # next) then drops the next pointer; its old live generation stays in archive/. Run once per
 # endpoint by install_certificates.sh. The key is read by openssl here, never taken from the
-# public-key cache: this is the last check before the certificate is served.
-# Arguments: endpoint_dir source_role(live|next).
+# public-key cache: this is the last check before the certificate is served. With a cache
+# directory, what openssl read goes into the cache afterwards, under the key file's identity as
+# it is now (the hard link made its ctime new), for the PKCS#12 build and the next run's fact.
+# Arguments: endpoint_dir source_role(live|next) [public_key_cache].
 set -eu
 umask 077
 # shellcheck source=lib.sh
 . "${BARS_LIB:-./lib.sh}"
-dir=$1 source=$2
+dir=$1 source=$2 cache=${3:-}
 gen=$dir/.staging/gen
 trap 'rm -rf "$dir/.staging"' EXIT # on every exit: also the tidy-up of a run that went well
 unchanged="nothing was switched; live is as it was"
@@ -43,6 +45,11 @@ if [ "$source" = next ]; then
   step "next dropped"
 fi
 compat_links_ok "$dir" || point_compat "$dir"
+if [ -n "$cache" ]; then
+  passin=pass:
+  [ -f "$dir/archive/$n/key.pass" ] && passin=file:$dir/archive/$n/key.pass
+  remember_public "$cache" "$dir/archive/$n/key.pem" "$passin" "$key"
+fi
 if [ "$source" = next ]; then
   echo "$dir: renewed; the previous key and certificate stay in $dir/archive/${previous:-?}"
 fi

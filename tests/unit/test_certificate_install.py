@@ -413,14 +413,16 @@ def test_changed_certificate_is_uploaded_in_one_bundle_then_checked_by_the_host(
     with tarfile.open(fileobj=upload.src) as tar:  # never over live files: into staging, then switched
         assert tar.getnames() == [f"{d}/.staging/gen/{name}" for d in "xy" for name in ("cert.pem", "chain.pem", "ca.pem")]
         assert tar.extractfile("y/.staging/gen/chain.pem").read().decode() == certificate.chain_pem
+    from bars_receiver.keys.facts import PUBLIC_KEY_CACHE
     from bars_receiver.shipping import SCRIPTS_DIR, script_hash
 
     assert runs(batch, "install_certificates") == (  # switch.sh's shipped file, then the endpoints
         f"{SCRIPTS_DIR}/{script_hash('switch')}.sh /etc/bars-receiver /etc/bars-receiver/.staging/certificates.tar "
-        "/etc/bars-receiver/x live /etc/bars-receiver/y live /etc/bars-receiver/z modes")
+        f"{PUBLIC_KEY_CACHE} /etc/bars-receiver/x live /etc/bars-receiver/y live /etc/bars-receiver/z modes")
     assert ops.certificate_bundle([("x", *files)]).getvalue() == ops.certificate_bundle([("x", *files)]).getvalue()
     (only,) = commands_of(ops.certificates_installed, "/etc/bars-receiver", [], ["/etc/bars-receiver/z"])
-    assert runs(only, "install_certificates").endswith(" /etc/bars-receiver '' /etc/bars-receiver/z modes")  # no upload
+    assert runs(only, "install_certificates").endswith(  # no upload
+        f" /etc/bars-receiver '' {PUBLIC_KEY_CACHE} /etc/bars-receiver/z modes")
 
 
 def test_pfx_with_env_password_uploads_into_a_precreated_private_file(tmp_path, fake_host):

@@ -10,6 +10,7 @@ logs each subcommand, so a test can tell which reads openssl made.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -21,6 +22,8 @@ from cryptography.hazmat.primitives import serialization
 
 from bars_receiver.application import handoff
 from bars_receiver.scripts import SCRIPTS, script_text
+
+from lab.ca import new_key
 
 from .test_certificate_install import FQDN, KEY, OTHER_KEY, generation, issued, public_pem, run, stage
 
@@ -59,6 +62,10 @@ def shell(tmp_path: Path) -> Shell:
 OPEN = 'open_key "$1" "$2" "$3"; printf "%s\\n%s\\n" "$passin" "$public"'
 
 
+def pem_of(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
 def key_dir(tmp_path: Path, passphrase: bytes | None) -> Path:
     directory = tmp_path / "base" / FQDN
     directory.mkdir(parents=True, mode=0o700)
@@ -80,16 +87,19 @@ def test_open_key_reads_the_key_once_then_answers_from_the_cache(tmp_path, shell
     again = shell.lib(OPEN, key, str(cache), pass_file)
     assert again.stdout == first.stdout and shell.calls() == []
 
-    # A hard link of the key and its passphrase file in a staged generation is the same file: the
-    # entry applies, and $passin names the file as given.
+    # A hard link (as a staged generation makes) gives the key a new ctime: openssl reads it once
+    # more, and from then on the entry applies to both names, $passin naming the file as given.
     staged = directory / ".staging" / "gen"
     staged.mkdir(parents=True)
     os.link(key, staged / "key.pem")
     if passphrase:
         os.link(pass_file, staged / "key.pass")
     linked = shell.lib(OPEN, str(staged / "key.pem"), str(cache), str(staged / "key.pass"))
+    assert shell.calls() == ["pkey"] and linked.stdout.split("\n", 1)[1] == public
+    linked = shell.lib(OPEN, str(staged / "key.pem"), str(cache), str(staged / "key.pass"))
     assert shell.calls() == [] and linked.stdout.split("\n", 1)[1] == public
     assert linked.stdout.split("\n", 1)[0] == (f"file:{staged / 'key.pass'}" if passphrase else "pass:")
+    assert shell.lib(OPEN, key, str(cache), pass_file).stdout == first.stdout and shell.calls() == []
 
 
 def test_a_passphrase_file_that_is_not_the_one_cached_sends_the_key_back_to_openssl(tmp_path, shell):
@@ -123,17 +133,26 @@ def test_a_wrong_passphrase_is_refused_and_nothing_is_cached(tmp_path, shell):
 
 
 def test_an_entry_for_another_key_file_is_never_used(tmp_path, shell):
-    """The entry is named by the key file's device, inode, mtime and size: a new key (a new
-    generation, a new file) never matches an entry written for the old one."""
+    """The entry is named by the key file's device, inode, mtime, ctime and size: a key rewritten
+    in place, with its size and mtime put back, still has a new ctime (no tool sets it back), so
+    it never matches the entry written for the old content."""
     directory, cache = key_dir(tmp_path, None), tmp_path / "cache"
     key = directory / "live" / "key.pem"
     assert shell.lib(OPEN, str(key), str(cache), "").returncode == 0
-    key.write_bytes(OTHER_KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
-    os.utime(key, (1, 1))  # a different mtime even within the same second
+    before = key.stat()
+    # Another key whose PEM is no longer than this one's (RSA-2048 PKCS#8 PEMs differ by a few
+    # bytes), padded with newlines openssl ignores to exactly the same size.
+    other_key = next(candidate for candidate in itertools.chain([OTHER_KEY], (new_key() for _ in range(40)))
+                     if len(pem_of(candidate)) <= before.st_size)
+    other = pem_of(other_key) + b"\n" * (before.st_size - len(pem_of(other_key)))
+    with open(key, "r+b") as handle:  # the same inode
+        handle.write(other)
+    os.utime(key, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (key.stat().st_ino, key.stat().st_mtime_ns, key.stat().st_size) == \
+        (before.st_ino, before.st_mtime_ns, before.st_size)
     shell.calls()
     result = shell.lib(OPEN, str(key), str(cache), "")
-    assert shell.calls() == ["pkey"] and result.stdout.split("\n", 1)[1] == public_pem(OTHER_KEY)
+    assert shell.calls() == ["pkey"] and result.stdout.split("\n", 1)[1] == public_pem(other_key)
 
 
 @pytest.mark.parametrize("key", [KEY, OTHER_KEY])

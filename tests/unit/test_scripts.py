@@ -241,7 +241,8 @@ def install_batch(base: Path, certificate, directories: list[Path], env=None) ->
     bundle = base / ".staging" / "certificates.tar"
     files = (certificate.leaf_pem, certificate.chain_pem, certificate.ca_pem)
     bundle.write_bytes(ops.certificate_bundle([(directory.name, *files) for directory in directories]).getvalue())
-    args = [shipped_file(base.parent, "switch"), str(base), str(bundle), *(v for d in directories for v in (str(d), "live"))]
+    args = [shipped_file(base.parent, "switch"), str(base), str(bundle), str(base.parent / "cache"),
+            *(v for d in directories for v in (str(d), "live"))]
     return subprocess.run(["sh", "-c", script_text("install_certificates"), "bars", *args],
                           capture_output=True, text=True, env=env)
 
@@ -267,7 +268,8 @@ def test_batched_install_switches_each_endpoint_alone_and_names_the_one_that_fai
     assert run("repair_check", str(directories[1])).stdout == ""
 
     (directories[0] / "live" / "ca.pem").chmod(0o600)
-    modes = run("install_certificates", shipped_file(tmp_path, "switch"), str(base), "", str(directories[0]), "modes")
+    modes = run("install_certificates", shipped_file(tmp_path, "switch"), str(base), "", str(tmp_path / "cache"),
+                str(directories[0]), "modes")
     assert modes.returncode == 0, modes.stderr
     assert (directories[0] / "live" / "ca.pem").stat().st_mode & 0o777 == 0o644
 
@@ -283,7 +285,7 @@ def test_a_bundle_missing_an_endpoints_files_switches_nothing(tmp_path):
     bundle = base / ".staging" / "certificates.tar"
     files = (certificate.leaf_pem, certificate.chain_pem, certificate.ca_pem)
     bundle.write_bytes(ops.certificate_bundle([(directories[0].name, *files)]).getvalue())  # none for the second
-    result = run("install_certificates", shipped_file(tmp_path, "switch"), str(base), str(bundle),
+    result = run("install_certificates", shipped_file(tmp_path, "switch"), str(base), str(bundle), str(tmp_path / "cache"),
                  *(v for d in directories for v in (str(d), "live")))
     assert result.returncode == 1 and "nothing was switched" in result.stderr
     assert all(os.readlink(directory / "live") == "archive/1" for directory in directories)
