@@ -183,11 +183,12 @@ def test_the_host_itself_refuses_a_certificate_for_another_key(activated, projec
     """The switch script compares public keys on the host before it renames anything."""
     from bars_receiver.scripts import script_text
 
-    other = ca.authority.issue_client(ACTIVE)[1].decode()  # right CN and CA, another key
+    other = ca.authority.issue_client(ACTIVE)[1].decode()  # right CN and CA, another key: leaf + sub CA
+    leaf = other[:other.index("-----END CERTIFICATE-----\n") + len("-----END CERTIFICATE-----\n")]
     before = host_snapshot(lab, times=False)  # staging a file here touches the directory's mtime
     lab.ssh(f"sh -c {shlex.quote(script_text('prepare'))} bars {KEY_DIR} live")
-    for name in ("cert.pem", "chain.pem", "ca.pem"):
-        lab.ssh(f"cat > {KEY_DIR}/.staging/gen/{name} <<'EOF'\n{other}EOF")
+    for name, text in (("cert.pem", leaf), ("chain.pem", other), ("ca.pem", other)):
+        lab.ssh(f"cat > {KEY_DIR}/.staging/gen/{name} <<'EOF'\n{text}EOF")
     result = lab.ssh(f"sh -c {shlex.quote(script_text('switch'))} bars {KEY_DIR} live", check=False)
     assert result.returncode == 1
     assert "is not for live/key.pem" in result.stderr and "nothing was switched" in result.stderr
