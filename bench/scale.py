@@ -1,12 +1,14 @@
 """First run and unchanged run by endpoint count, each beside its floor.
 
-    bin/setup && .venv/bin/python -m bench.scale [--counts 1,10,50,200,500] [--runs 3]
+    bin/setup && .venv/bin/python -m bench.scale [--counts 1,10,50,200,500] [--runs 3] [--first-runs 3]
 
 Boots its own lab host (``bars-scale``). For each count, on a host whose packages are already
 installed (a warm-up deploy), with every earlier endpoint removed: the *first run* is a deploy
 (keys, CSRs, request packs), the lab CA signing every CSR on the controller, and a deploy that
-installs every certificate, PKCS#12 and nginx server; then *no-op* is the median of ``--runs``
-unchanged deploys (each must change nothing; the first of them, which reads the host in full and
+installs every certificate, PKCS#12 and nginx server, repeated ``--first-runs`` times from a
+wiped host (the median is reported, with the fastest and slowest: RSA key generation is a
+random search, so one run's keys can cost a tenth more or less than the next's); then *no-op*
+is the median of ``--runs`` unchanged deploys (each must change nothing; the first of them, which reads the host in full and
 fills the endpoint facts' output cache, is printed too). Remote commands are counted from
 pyinfra's ``--debug`` log, file uploads included (as bench/unchanged_run.py counts them).
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -52,7 +55,7 @@ def timed(action) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-KEY_SAMPLE = 24  # keys timed for the keygen floor: RSA key generation time is long-tailed
+KEY_SAMPLE = 200  # keys timed for the keygen floor: RSA key generation time is long-tailed
 
 
 def floors(lab: Lab, key_bits: int = 2048) -> dict[str, float]:
@@ -73,16 +76,27 @@ def floors(lab: Lab, key_bits: int = 2048) -> dict[str, float]:
             "cores": cores}
 
 
-def measure(project: Project, count: int, runs: int) -> dict:
-    name = f"scale{count}"
-    load = Path("/proc/loadavg").read_text().split()[0]  # the 1-minute load as this count starts
+def first_run(project: Project, name: str) -> dict:
+    """Wipe the endpoints, then deploy, sign every CSR, deploy again: the seconds of each part."""
     project.lab.ssh(WIPE)
-    project.write_inventory([endpoint(f"S{index:04d}") for index in range(count)], name=name)
+    for made in ("requests", "files/certs"):
+        shutil.rmtree(project.root / made / name, ignore_errors=True)
     deploy_seconds, deploy = timed(lambda: project.deploy("--debug", inventory=name))
     ca = LabCA()
     sign_seconds, _ = timed(lambda: [ca.sign_csr_file(csr, project.root, name)
                                      for csr in sorted((project.root / "requests" / name).glob("*.csr"))])
     install_seconds, install = timed(lambda: project.deploy("--debug", inventory=name))
+    return {"deploy": deploy_seconds, "sign": sign_seconds, "install": install_seconds,
+            "total": deploy_seconds + sign_seconds + install_seconds,
+            "deploy_commands": remote_commands(deploy.output), "install_commands": remote_commands(install.output)}
+
+
+def measure(project: Project, count: int, runs: int, first_runs: int) -> dict:
+    name = f"scale{count}"
+    load = Path("/proc/loadavg").read_text().split()[0]  # the 1-minute load as this count starts
+    project.write_inventory([endpoint(f"S{index:04d}") for index in range(count)], name=name)
+    firsts = sorted((first_run(project, name) for _ in range(first_runs)), key=lambda run: run["total"])
+    median = firsts[len(firsts) // 2]
     test = project.lab.ssh("nginx -t 2>&1").stdout
     if "[warn]" in test or "[emerg]" in test:
         raise SystemExit(f"nginx -t with {count} servers is not clean:\n{test}")
@@ -94,9 +108,8 @@ def measure(project: Project, count: int, runs: int) -> dict:
         noop_seconds.append(seconds)
         noop_commands.add(remote_commands(run.output))
     return {
-        "load": float(load), "noop_first": noop_seconds[0],
-        "deploy": deploy_seconds, "sign": sign_seconds, "install": install_seconds,
-        "deploy_commands": remote_commands(deploy.output), "install_commands": remote_commands(install.output),
+        "load": float(load), "noop_first": noop_seconds[0], **median,
+        "fastest": firsts[0]["total"], "slowest": firsts[-1]["total"],
         "noop": statistics.median(noop_seconds), "noop_commands": sorted(noop_commands),
     }
 
@@ -106,16 +119,19 @@ def report(results: dict[int, dict], floor: dict[str, float]) -> None:
           f"{_memory_gib():.1f} GiB; load now: {Path('/proc/loadavg').read_text().split()[:3]}")
     print(f"floor parts: pyinfra start-up {floor['startup']:.2f} s, SSH round trip {floor['round_trip']:.2f} s, "
           f"one RSA key on the host {floor['keygen']:.2f} s (mean of {KEY_SAMPLE}), host cores {floor['cores']}")
-    print("\nfirst run = deploy (keys, CSRs) + lab CA signing + deploy (install); floor = start-up x2 + "
-          "round trip x2 + N x key / cores")
-    print(f"{'endpoints':>9} {'deploy s':>9} {'sign s':>7} {'install s':>10} {'total s':>8} {'cmds':>9} "
-          f"{'floor s':>8} {'total/floor':>11} {'load':>5}")
+    print("\nfirst run = deploy (keys, CSRs) + lab CA signing + deploy (install), the median run (its parts) "
+          "and the fastest and slowest; floor = start-up x2 + round trip x2 + N x key / cores; "
+          "keygen floor = N x key / cores alone")
+    print(f"{'endpoints':>9} {'deploy s':>9} {'sign s':>7} {'install s':>10} {'total s':>8} {'range s':>12} "
+          f"{'cmds':>9} {'floor s':>8} {'total/floor':>11} {'keygen floor s':>14} {'load':>5}")
     for count, result in results.items():
-        total = result["deploy"] + result["sign"] + result["install"]
-        floor_s = 2 * (floor["startup"] + floor["round_trip"]) + count * floor["keygen"] / floor["cores"]
+        keygen = count * floor["keygen"] / floor["cores"]
+        floor_s = 2 * (floor["startup"] + floor["round_trip"]) + keygen
         commands = f"{result['deploy_commands']}+{result['install_commands']}"
+        spread = f"{result['fastest']:.1f}-{result['slowest']:.1f}"
         print(f"{count:>9} {result['deploy']:>9.2f} {result['sign']:>7.2f} {result['install']:>10.2f} "
-              f"{total:>8.2f} {commands:>9} {floor_s:>8.2f} {total / floor_s:>11.2f} {result['load']:>5.1f}")
+              f"{result['total']:>8.2f} {spread:>12} {commands:>9} {floor_s:>8.2f} {result['total'] / floor_s:>11.2f} "
+              f"{keygen:>14.2f} {result['load']:>5.1f}")
     print("\nno-op (every endpoint active, unchanged); floor = start-up + round trip; 'first' is the first "
           "unchanged run after the install (it reads the host in full and fills the fact cache)")
     base = next(iter(results.values()))["noop"]
@@ -130,6 +146,7 @@ def report(results: dict[int, dict], floor: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--first-runs", type=int, default=3)
     parser.add_argument("--counts", default="1,10,50,200,500")
     args = parser.parse_args()
     counts = [int(value) for value in args.counts.split(",")]
@@ -141,7 +158,7 @@ def main() -> None:
         floor = floors(lab)
         results = {}
         for count in counts:
-            results[count] = measure(project, count, args.runs)
+            results[count] = measure(project, count, args.runs, args.first_runs)
             print(f"{count} endpoints: {results[count]}", flush=True)
     report(results, floor)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
