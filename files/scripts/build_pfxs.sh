@@ -20,7 +20,7 @@ shift 9
 # also covers a build that never started, or one stopped by the test hook).
 unstage() {
   while [ $# -ge 4 ]; do
-    case $4 in upload | generate | keep) if [ -e "$2/.staging" ]; then rm -rf "$2/.staging"; fi ;; esac
+    case $4 in upload | generate | keep) drop_staging "$2" ;; esac
     shift 4
   done
 }

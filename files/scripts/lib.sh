@@ -31,9 +31,14 @@ step() {
   fi
 }
 
+# Directory $1's .staging/ removed, if there is one (no process when there is none).
+drop_staging() {
+  if [ -e "$1/.staging" ] || [ -L "$1/.staging" ]; then rm -rf "$1/.staging"; fi
+}
+
 # An empty root-only .staging/ in directory $1; anything an earlier run left there goes first.
 stage_clear() {
-  if [ -e "$1/.staging" ] || [ -L "$1/.staging" ]; then rm -rf "$1/.staging"; fi
+  drop_staging "$1"
   mkdir -m 700 "$1/.staging"
 }
 
@@ -41,7 +46,7 @@ stage_clear() {
 # with a role $2 (live or next), the key, key.pass and CSR of the generation it names are
 # hard-linked in (never copied), so a certificate can be added beside them.
 stage_generation() {
-  if [ -e "$1/.staging" ] || [ -L "$1/.staging" ]; then rm -rf "$1/.staging"; fi
+  drop_staging "$1"
   # Each directory named is made 0700 (-m applies to every one named, not only the deepest).
   # shellcheck disable=SC2174
   mkdir -p -m 700 "$1" "$1/.staging" "$1/.staging/gen"
@@ -165,9 +170,9 @@ open_key() {
 
 # Public-key cache entry $1 for a key whose passphrase files are $2...: sets $public, $passin and
 # $pass_meta (mode owner group of the passphrase file, empty for none) when the first of those
-# files that exists is the very file the entry was written with (same device, inode, mtime and
-# size; a hard link of it in a staged generation counts), or when neither had one. Otherwise
-# fails, and openssl reads the key again. $passin names the file as given here.
+# files that exists is the very file the entry was written with (the same $FILE_ID, whatever its
+# path), or when neither had one. Otherwise fails, and openssl reads the key again. $passin names
+# the file as given here.
 cached_entry() {
   ce_entry=$1
   shift
@@ -223,6 +228,16 @@ remember_public() {
   [ -d "$1" ] || (umask 077 && mkdir -p "$1") 2>/dev/null || return 0
   (umask 077 && printf '%s\n%s\n%s\n' "$3" "$rp_pass" "$4" > "$1/$rp_id.$$" &&
     mv -f "$1/$rp_id.$$" "$1/$rp_id") 2>/dev/null || rm -f "$1/$rp_id.$$"
+}
+
+# The public half $4 of generation $3's key in endpoint directory $2 kept in the public-key cache
+# $1 (remember_public), with the generation's key.pass if it has one; with $4 empty, openssl reads
+# it first.
+remember_generation() {
+  rg_key=$2/archive/$3/key.pem rg_passin=pass: rg_public=$4
+  if [ -f "$2/archive/$3/key.pass" ]; then rg_passin=file:$2/archive/$3/key.pass; fi
+  [ -n "$rg_public" ] || rg_public=$(public_key "$rg_key" "$rg_passin") || return 0
+  remember_public "$1" "$rg_key" "$rg_passin" "$rg_public"
 }
 
 # The newest generation of $1 holding a key; with $2 = complete, only those with a certificate.

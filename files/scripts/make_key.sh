@@ -50,9 +50,4 @@ step "$role names generation $n"
 if [ "$role" = live ]; then
   point_compat "$dir"
 fi
-if [ -n "$cache" ]; then
-  key=$dir/archive/$n/key.pem passin=pass:
-  [ -f "$dir/archive/$n/key.pass" ] && passin=file:$dir/archive/$n/key.pass
-  [ -n "$public" ] || public=$(public_key "$key" "$passin") || public=''
-  [ -z "$public" ] || remember_public "$cache" "$key" "$passin" "$public"
-fi
+if [ -n "$cache" ]; then remember_generation "$cache" "$dir" "$n" "$public"; fi

@@ -45,11 +45,7 @@ if [ "$source" = next ]; then
   step "next dropped"
 fi
 compat_links_ok "$dir" || point_compat "$dir"
-if [ -n "$cache" ]; then
-  passin=pass:
-  [ -f "$dir/archive/$n/key.pass" ] && passin=file:$dir/archive/$n/key.pass
-  remember_public "$cache" "$dir/archive/$n/key.pem" "$passin" "$key"
-fi
+if [ -n "$cache" ]; then remember_generation "$cache" "$dir" "$n" "$key"; fi
 if [ "$source" = next ]; then
   echo "$dir: renewed; the previous key and certificate stay in $dir/archive/${previous:-?}"
 fi
