@@ -151,6 +151,8 @@ def upstream_local_port(canonical: str) -> int | None:
 
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
 MAX_RECEIVER_PATH = 255
+# Where nginx's own error answers live on every server (nginx/edge_errors.py): never proxied.
+ERROR_PATH = "/__bars_error/"
 
 
 def receiver_path(value: str) -> str:
@@ -163,6 +165,8 @@ def receiver_path(value: str) -> str:
         raise ValueError(f"{value!r} is {len(value)} characters; at most {MAX_RECEIVER_PATH}")
     if value == "/":
         return value
+    if value.startswith(ERROR_PATH[:-1]):
+        raise ValueError(f"{value!r}: paths starting {ERROR_PATH[:-1]} are where nginx's own error answers live; {right}")
     for segment in value[1:-1].split("/"):
         if segment in ("", ".", ".."):
             raise ValueError(f"{value!r} has an empty, '.' or '..' segment; {right}")

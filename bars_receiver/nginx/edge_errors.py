@@ -12,16 +12,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from bars_receiver.inventory.grammar import ERROR_PATH
+
 PROFILE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-OperationOutcome"
-# Where nginx sends its own errors: internal exact-match locations (``location = /__bars_error/x``),
-# never reachable from outside (``internal``) and never proxied.
-ERROR_PREFIX = "/__bars_error/"
+# Where nginx sends its own errors: /__bars_error/<name>, in each server's one internal location
+# ``location ^~ /__bars_error/``, never reachable from outside and never proxied (no
+# receiver_path may lie under it).
+ERROR_PREFIX = ERROR_PATH
 CODE_SYSTEM = "https://fhir.nhs.uk/CodeSystem/http-error-codes"
 
 
 @dataclass(frozen=True)
 class EdgeError:
-    name: str  # the named location, "@bars_<name>"
+    name: str  # its page, ERROR_PREFIX + name
     nginx_statuses: tuple[int, ...]  # what nginx produces internally
     status: int  # what the caller receives
     issue_code: str  # FHIR issue-type

@@ -172,15 +172,14 @@ def verify(text: str, expected: Expected) -> None:
         if not _args(block, "listen"):
             problems.append(f"server at line {line} has no listen")
         for page in _all(block, "error_page"):
-            *codes, target = page["args"] or [""]
-            if codes and codes[-1].startswith("="):  # "=403": the status the answer is sent with
-                codes = codes[:-1] + [codes[-1][1:]]
-                if not codes[-1].isdigit() or int(codes[-1]) < 400:
-                    codes = []
-            if not codes or not all(c.isdigit() for c in codes) or not _ERROR_TARGET.fullmatch(target) \
-                    or not any(loc["args"] == ["=", target] for loc in _all(block, "location")):
-                problems.append(f"line {page['line']}: 'error_page {' '.join(page['args'])}' must send errors to a "
-                                f"'location = {ERROR_PREFIX}<name>' of this server")
+            # "=403": the status the answer is sent with. Required: the error location's own
+            # return status is a placeholder that only an error page's status replaces.
+            *codes, status, target = page["args"] if len(page["args"]) >= 3 else ["", "", ""]
+            if not codes or not all(c.isdigit() for c in codes) or not re.fullmatch(r"=[45]\d\d", status) \
+                    or target not in bodies:
+                problems.append(f"line {page['line']}: 'error_page {' '.join(page['args'])}' must send errors "
+                                f"with an error status (=4xx or =5xx) to a {ERROR_PREFIX}<name> the error-body "
+                                "map answers")
         for ret in _all(block, "return"):
             if not ret["args"] or not ret["args"][0].isdigit() or int(ret["args"][0]) < 400:
                 problems.append(f"line {ret['line']}: 'return {' '.join(ret['args'])}' would answer for the application")
@@ -252,40 +251,44 @@ def _error_bodies(http: list[dict], problems: list[str]) -> dict[str, str]:
             problems.append(f"line {entry['line']}: {ERROR_BODY} maps only each {ERROR_PREFIX}<name> once, "
                             "to a fixed answer, and nothing else (default \"\")")
             continue
+        try:
+            outcome = json.loads(nginx_unescape(args[0]))
+        except ValueError:
+            outcome = None
+        if not isinstance(outcome, dict) or outcome.get("resourceType") != "OperationOutcome":
+            problems.append(f"line {entry['line']}: {key} does not answer an OperationOutcome")
         bodies[key] = args[0]
     return bodies
 
 
 def _check_edge(line: int, block: list[dict], statuses: tuple[int, ...], bodies: dict[str, str],
                 problems: list[str]) -> None:
-    """Every nginx-generated status goes to an internal error location that answers a fixed
-    OperationOutcome (its body from the error-body map); no named location (a request nginx
-    refuses while reading its request line has no URI and cannot reach one)."""
+    """Every nginx-generated status goes to the server's one internal error location, which only
+    answers the fixed OperationOutcome the error-body map gives its URI; no named location (a
+    request nginx refuses while reading its request line has no URI and cannot reach one)."""
     routed = {int(code) for args in _args(block, "error_page") for code in args[:-2] if code.isdigit()}
     if statuses and routed != set(statuses):
         problems.append(f"server at line {line}: error pages cover {sorted(routed)}, not {sorted(statuses)}")
-    for location in (d for d in block if d["directive"] == "location"):
+    found = 0
+    for location in _all(block, "location"):
         args = location["args"]
         if args[0].startswith("@"):
             problems.append(f"line {location['line']}: named location {args[0]} is not used; errors go to "
-                            f"'location = {ERROR_PREFIX}<name>'")
+                            f"'location ^~ {ERROR_PREFIX}'")
             continue
-        if not (len(args) == 2 and args[0] == "=" and args[1].startswith(ERROR_PREFIX)):
-            if any(a.startswith(ERROR_PREFIX) for a in args):
-                problems.append(f"line {location['line']}: an error location must be 'location = {ERROR_PREFIX}<name>'")
+        if not any(ERROR_PREFIX[:-1] in a for a in args):
             continue
         inner = location.get("block") or []
         returns = _args(inner, "return")
-        if [d["directive"] for d in inner] != ["internal", "allow", "return"] or _args(inner, "allow") != [["all"]] \
-                or len(returns[0]) != 2 or returns[0][1] != ERROR_BODY:
-            problems.append(f"line {location['line']}: {args[1]} must be internal and only return {ERROR_BODY}")
+        if args != ["^~", ERROR_PREFIX] or not any(d is location for d in block) \
+                or [d["directive"] for d in inner] != ["internal", "allow", "return"] \
+                or _args(inner, "allow") != [["all"]] or len(returns[0]) != 2 or returns[0][1] != ERROR_BODY:
+            problems.append(f"line {location['line']}: the error location must be the server's 'location ^~ "
+                            f"{ERROR_PREFIX}', internal, and only return {ERROR_BODY}")
             continue
-        try:
-            outcome = json.loads(nginx_unescape(bodies[args[1]]))
-        except (KeyError, ValueError):
-            outcome = None
-        if not isinstance(outcome, dict) or outcome.get("resourceType") != "OperationOutcome":
-            problems.append(f"line {location['line']}: {location['args'][0]} does not answer an OperationOutcome")
+        found += 1
+    if routed and found != 1:
+        problems.append(f"server at line {line}: errors need exactly one 'location ^~ {ERROR_PREFIX}', not {found}")
 
 
 def _check_proxy(fqdn: str, proxy: dict, site: ExpectedSite, upstreams: dict, problems: list[str]) -> None:

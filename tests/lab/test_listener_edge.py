@@ -130,6 +130,7 @@ def test_a_bundle_over_max_body_size_gets_413_and_never_reaches_the_application(
     ("certificate from another CA", 403, "REC_FORBIDDEN"),
     ("expired certificate", 403, "REC_FORBIDDEN"),
     ("outside receiver_path", 404, "REC_NOT_FOUND"),
+    ("an error page asked for directly", 404, "REC_NOT_FOUND"),
     ("Host of no endpoint", 421, "REC_BAD_REQUEST"),
     ("headers too large", 400, "REC_BAD_REQUEST"),
     ("invalid Content-Length", 400, "REC_BAD_REQUEST"),
@@ -147,6 +148,8 @@ def test_nginx_s_own_answers_are_operation_outcomes(active, lab, clients, case, 
         client = clients["expired"]
     elif case == "outside receiver_path":
         path = "/admin/metadata"
+    elif case == "an error page asked for directly":  # internal: only nginx's own error pages reach it
+        path = "/__bars_error/forbidden"
     elif case == "Host of no endpoint":
         headers.append("Host: unknown.thirdparty.nhs.uk")
     elif case == "headers too large":

@@ -164,7 +164,8 @@ def test_receiver_paths(value):
 
 
 @pytest.mark.parametrize("value", ["/../", "/./", "/a//b/", "/a\x00/", "/a%2e/", "/a b/", "/bars", "bars/",
-                                   "/a;b/", "/$x/", "/{x}/", "/a'/", "/a\\/"])
+                                   "/a;b/", "/$x/", "/{x}/", "/a'/", "/a\\/",
+                                   "/__bars_error/", "/__bars_error/x/", "/__bars_errors/"])
 def test_bad_receiver_paths(value):
     with pytest.raises(ValueError):
         grammar.receiver_path(value)

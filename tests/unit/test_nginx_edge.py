@@ -41,30 +41,35 @@ def test_each_answer_is_a_uk_core_operation_outcome(error):
     assert "$" not in error.body
 
 
-def error_locations(text: str) -> dict[str, tuple[str, dict]]:
-    """The internal ``location = /__bars_error/<name>`` blocks: path -> (status, OperationOutcome),
-    the body looked up in the http-level ``map $uri $bars_error_body`` the location returns."""
+def error_pages(text: str) -> dict[str, tuple[int, dict]]:
+    """What each server's error pages answer: page URI -> (status sent, OperationOutcome). The
+    status is the error_page's own (``=NNN``), the body the http-level ``map $uri $bars_error_body``
+    gives that URI, returned by the server's one internal ``location ^~ /__bars_error/``."""
     http = parse(text)
     [bodies] = [{e["directive"]: e["args"][0] for e in d["block"]} for d in http
                 if d["directive"] == "map" and d["args"] == ["$uri", "$bars_error_body"]]
     assert bodies.pop("default") == ""
-    found = {}
+    found: dict[str, tuple[int, dict]] = {}
     for server in (d for d in http if d["directive"] == "server"):
-        for location in (d for d in server["block"] if d["directive"] == "location" and d["args"][0] == "="
-                         and d["args"][1].startswith(ERROR_PREFIX)):
-            assert location["block"][0]["directive"] == "internal"  # never reachable from outside
-            [ret] = [d["args"] for d in location["block"] if d["directive"] == "return"]
-            assert ret[1] == "$bars_error_body"
-            found[location["args"][1]] = (ret[0], json.loads(nginx_unescape(bodies[location["args"][1]])))
+        [location] = [d for d in server["block"] if d["directive"] == "location" and ERROR_PREFIX in d["args"]]
+        assert location["args"] == ["^~", ERROR_PREFIX]
+        assert [d["directive"] for d in location["block"]] == ["internal", "allow", "return"]  # never from outside
+        [ret] = [d["args"] for d in location["block"] if d["directive"] == "return"]
+        assert ret[1] == "$bars_error_body"
+        for page in (d["args"] for d in server["block"] if d["directive"] == "error_page"):
+            *_, status, target = page
+            answer = (int(status.removeprefix("=")), json.loads(nginx_unescape(bodies[target])))
+            assert found.setdefault(target, answer) == answer  # the same in every server
     return found
 
 
 def test_rendered_answers_parse_back_to_the_same_json(tmp_path):
     text = render_config(receiver(tmp_path), [site()])
-    answers = error_locations(text)
+    answers = error_pages(text)
+    assert set(answers) == {f"{ERROR_PREFIX}{e.name}" for e in EDGE_ERRORS if e.nginx_statuses}
     for error in (e for e in EDGE_ERRORS if e.nginx_statuses):
         status, outcome = answers[f"{ERROR_PREFIX}{error.name}"]
-        assert int(status) == error.status and outcome == json.loads(error.body)
+        assert status == error.status and outcome == json.loads(error.body)
     for block in server_blocks(text):
         assert "add_header X-Request-ID $bars_request_id always;" in block
         assert "add_header X-Correlation-ID $bars_correlation_id always;" in block

@@ -137,9 +137,9 @@ def test_the_catch_all_serves_nothing(tmp_path):
     assert "root" not in names and "server_name" not in names and "proxy_pass" not in str(default)
     [location] = [d for d in default if d["directive"] == "location" and d["args"] == ["/"]]
     assert [d["directive"] for d in location["block"]] == ["return"]
-    for error in (d for d in default if d["directive"] == "location" and d != location):
-        assert error["args"][0] == "=" and error["args"][1].startswith(ERROR_PREFIX)
-        assert [d["directive"] for d in error["block"]] == ["internal", "allow", "return"]
+    [error] = [d for d in default if d["directive"] == "location" and d != location]
+    assert error["args"] == ["^~", ERROR_PREFIX]
+    assert [d["directive"] for d in error["block"]] == ["internal", "allow", "return"]
     assert location["block"][0]["args"][0] == "421"
 
 
@@ -214,6 +214,22 @@ def test_any_validated_inventory_renders_to_the_verified_shape(dns, upstream_hos
     lambda t: t.replace(f"{ERROR_PREFIX}bad_request;", f"{ERROR_PREFIX}nowhere;", 1),
     # an error location answering something other than its fixed body
     lambda t: t.replace("$bars_error_body;\n    }", "$http_x_anything;\n    }", 1),
+    # an error page without its status: it would be sent with the error location's placeholder
+    lambda t: t.replace(f"=400 {ERROR_PREFIX}bad_request;", f"{ERROR_PREFIX}bad_request;", 1),
+    lambda t: t.replace(f"=400 {ERROR_PREFIX}bad_request;", f"=200 {ERROR_PREFIX}bad_request;", 1),
+    # a second error location, one per answer again or one that shadows the server's
+    lambda t: t.replace("    location ^~ /__bars_error/ {", "    location = /__bars_error/not_found {\n"
+                        "        internal;\n        allow all;\n        return 404 $bars_error_body;\n    }\n"
+                        "    location ^~ /__bars_error/ {", 1),
+    lambda t: t.replace("    location ^~ /__bars_error/ {", "    location ^~ /__bars_error/not {\n"
+                        "        return 404;\n    }\n    location ^~ /__bars_error/ {", 1),
+    lambda t: t.replace("    location ^~ /__bars_error/ {", "    location ~ ^/__bars_error/ {", 1),
+    # no error location at all
+    lambda t: t.replace("    location ^~ /__bars_error/ {\n        internal;\n        allow all;\n"
+                        "        return 500 $bars_error_body;\n    }\n", "", 1),
+    # the error location proxying, or open to everyone
+    lambda t: t.replace("        return 500 $bars_error_body;", "        proxy_pass http://x;", 1),
+    lambda t: t.replace("        internal;\n        allow all;\n        return 500", "        allow all;\n        return 500", 1),
     # a body that is not an OperationOutcome, or no body for a location
     lambda t: t.replace('"{\\"resourceType\\":\\"OperationOutcome\\"', '"{\\"resourceType\\":\\"Patient\\"', 1),
     lambda t: t.replace(f"    {ERROR_PREFIX}bad_request \"", f"    {ERROR_PREFIX}bad_requests \"", 1),
