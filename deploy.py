@@ -21,7 +21,7 @@ from bars_receiver.keys.facts import PUBLIC_KEY_CACHE, EndpointFiles  # noqa: E4
 from bars_receiver.ownership import TAKE_OVER, ownership_problem  # noqa: E402
 from bars_receiver.run_mode import is_dry  # noqa: E402
 from bars_receiver.shipping import SHIPPED, HostRecords  # noqa: E402
-from bars_receiver.snapshot import SNAPSHOT, client_crl_path, read_snapshot, snapshot  # noqa: E402
+from bars_receiver.snapshot import SNAPSHOT, client_crl_path, read, read_snapshot, snapshot  # noqa: E402
 
 
 def task(name: str) -> str:
@@ -36,13 +36,27 @@ if is_dry():
     # pyinfra skips change detection with -y; a dry run must still show every change.
     state.check_for_changes = True
 
-# The host in one round trip: the deploy's own records on it and its host-level state (packages,
-# directories, services, firewall, nginx's live file). Tasks declare a host-level operation only
-# when it has something to do.
+# The endpoint directories: keys and CSRs, and the certificates and hand-offs installed. A dry run
+# only reads the host: the public-key and fact caches are read but not filled.
+endpoint_read = read(EndpointFiles, base_dir=receiver.settings.base_dir, cache_dir=PUBLIC_KEY_CACHE,
+                     cache_write=not is_dry())
+certificate_read = read(
+    CertificateFiles,
+    base_dir=receiver.settings.base_dir,
+    app_dir=receiver.settings.app_dir,
+    password_source="env" if receiver.pfx_password is not None else "generated",
+    app_group=receiver.settings.app_group,
+    cache_write=not is_dry(),
+)
+
+# The host in one round trip: the deploy's own records on it, its host-level state (packages,
+# directories, services, firewall, nginx's live file) and the endpoint directories. Tasks declare
+# a host-level operation only when it has something to do.
 setattr(host.data, SNAPSHOT, read_snapshot(
     receiver.settings.base_dir,
     receiver.settings.app_dir,
     client_crl_path(receiver.settings.base_dir) if receiver.client_crl_pem else None,
+    also=(endpoint_read, certificate_read),
 ))
 
 # Refused here, while operations are collected: no host has been changed yet. The same read says
@@ -62,17 +76,9 @@ problem = ownership_problem(
 if problem:
     raise DeployError(problem)
 
-# A dry run only reads the host: the public-key and fact caches are read but not filled.
-endpoint_files = host.get_fact(EndpointFiles, base_dir=receiver.settings.base_dir, cache_dir=PUBLIC_KEY_CACHE,
-                               cache_write=not is_dry())
-certificate_files = host.get_fact(
-    CertificateFiles,
-    base_dir=receiver.settings.base_dir,
-    app_dir=receiver.settings.app_dir,
-    password_source="env" if receiver.pfx_password is not None else "generated",
-    app_group=receiver.settings.app_group,
-    cache_write=not is_dry(),
-)
+# From the snapshot (read again here only if its part of the command failed).
+endpoint_files = snapshot().fact(endpoint_read.fact, **endpoint_read.kwargs)
+certificate_files = snapshot().fact(certificate_read.fact, **certificate_read.kwargs)
 
 # Endpoints left exactly as they are on this host this run, with the reason: the controller refused
 # their certificate file, or the host no longer holds the key it was issued for. Every other

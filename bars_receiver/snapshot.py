@@ -174,8 +174,11 @@ def client_crl_path(base_dir: str) -> str:
     return f"{base_dir}/client-crl.pem"
 
 
-def read_snapshot(base_dir: str, app_dir: str, client_crl: str | None = None) -> HostSnapshot:
-    reads = host_reads(base_dir, app_dir, client_crl)
+def read_snapshot(base_dir: str, app_dir: str, client_crl: str | None = None,
+                  also: tuple[Read, ...] = ()) -> HostSnapshot:
+    """The host-level reads and ``also`` (deploy.py's reads of the endpoint directories), in
+    one command."""
+    reads = host_reads(base_dir, app_dir, client_crl) + also
     return HostSnapshot.of(reads, host.get_fact(Snapshot, reads=reads))
 
 

@@ -14,6 +14,8 @@ from pyinfra.context import ctx_host
 from pyinfra.facts.files import Directory, File, Sha256File
 
 from bars_receiver.firewall.nftables import NftablesTable
+from bars_receiver.certificates.facts import CertificateFiles
+from bars_receiver.keys.facts import PUBLIC_KEY_CACHE, EndpointFiles
 from bars_receiver.host_files import file_atomically, file_settled, owned, private_directory
 from bars_receiver.nginx.default_site import DefaultSite, default_site_settled
 from bars_receiver.snapshot import (
@@ -108,8 +110,14 @@ def test_a_collected_fact_comes_from_the_snapshot_or_is_read_then():
 
 def test_the_snapshot_command_fits_in_one_argument():
     """The remote shell gets the whole command as one argument (Linux: at most 128 KiB)."""
-    reads = host_reads("/etc/bars-receiver", "/etc/bars-receiver-app", "/etc/bars-receiver/client-crl.pem")
-    assert len(Snapshot().command(reads=reads).get_raw_value().encode()) < MAX_COMMAND_BYTES
+    reads = host_reads("/etc/bars-receiver", "/etc/bars-receiver-app", "/etc/bars-receiver/client-crl.pem") + (
+        read(EndpointFiles, base_dir="/etc/bars-receiver", cache_dir=PUBLIC_KEY_CACHE, cache_write=True),
+        read(CertificateFiles, base_dir="/etc/bars-receiver", app_dir="/etc/bars-receiver-app",
+             password_source="env", app_group="bars-app", cache_write=True),
+    )
+    size = len(Snapshot().command(reads=reads).get_raw_value().encode())
+    print(size)
+    assert size < MAX_COMMAND_BYTES
 
 
 @pytest.mark.parametrize("meta, sha_ok, mode, expected", [
