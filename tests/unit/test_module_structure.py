@@ -20,7 +20,7 @@ MAX_LINES = 300
 REASON = "Why this module is long:"
 # Shared by every concern: host scripts (scripts, shipping, shell), files written on the host, rendering and
 # its cache, --diff, the CLI mode, the facts' cache, values tasks share through host.data.
-HELPERS = {"__init__", "diffs", "fact_cache", "host_files", "render_cache", "run_mode", "scripts", "shared", "shell",
+HELPERS = {"__init__", "connection", "diffs", "fact_cache", "host_files", "render_cache", "run_mode", "scripts", "shared", "shell",
            "shipping", "snapshot", "templates"}
 # Each task of tasks/ has a place of its name here (a folder, or a module when one is enough).
 CONCERNS = {"inventory", "keys", "certificates", "application", "nginx", "firewall", "status",
