@@ -246,7 +246,8 @@ def test_reload_without_new_workers_fails_and_leaves_the_marker(reload):
     assert "Address already in use" in result.stderr  # nginx's log says why
     assert reload.marker.read_text() == "an earlier digest\n"
     assert not Path(f"{reload.marker}.new").exists()
-    assert len(reload.calls("ps")) == 51 and len(reload.calls("sleep")) == 50  # 5 s of polling, then given up
+    assert len(reload.calls("ps")) == 251 and len(reload.calls("sleep")) == 250  # 5 s of polling, then given up
+    assert set(reload.calls("sleep")) == {"sleep 0.02"}
     assert loaded(reload) == "stale"  # so the next run reloads again
 
 
