@@ -9,14 +9,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pyinfra.api import StringCommand
+from pyinfra.api import FactBase, StringCommand
 from pyinfra.context import ctx_host
 from pyinfra.facts.files import Directory, File, Sha256File
 
-from bars_receiver.firewall.nftables import NftablesTable
 from bars_receiver.certificates.facts import CertificateFiles
-from bars_receiver.keys.facts import PUBLIC_KEY_CACHE, EndpointFiles
+from bars_receiver.firewall.nftables import NftablesTable
 from bars_receiver.host_files import file_atomically, file_settled, owned, private_directory
+from bars_receiver.keys.facts import PUBLIC_KEY_CACHE, EndpointFiles
 from bars_receiver.nginx.default_site import DefaultSite, default_site_settled
 from bars_receiver.snapshot import (
     MAX_COMMAND_BYTES, HostSnapshot, Snapshot, host_reads, read, service_settled,
@@ -83,6 +83,49 @@ def test_a_fact_whose_tool_is_missing_or_whose_command_fails_is_unknown(tree, mo
     assert not snapshot.settled(default_site_settled, failing)
     assert snapshot.settled(lambda meta: meta["mode"] == 750, reads[2])
     assert not snapshot.settled(lambda meta: meta["mode"] == 700, reads[2])
+
+
+class Waits(FactBase):
+    """Waits up to 5 s for the file Touches makes: only when both run at once does it see it."""
+
+    def command(self, path, tries=50):
+        return f'i=0; while [ ! -f {path} ] && [ $i -lt {tries} ]; do sleep 0.1; i=$((i + 1)); done; cat {path}'
+
+    def process(self, output):
+        return output
+
+
+class Touches(FactBase):
+    def command(self, path):
+        return f"echo made > {path}.new && mv {path}.new {path} && echo touched"
+
+    def process(self, output):
+        return output
+
+
+def test_reads_run_at_once_and_come_back_in_order(tmp_path):
+    reads = (read(Waits, path=str(tmp_path / "flag")), read(Touches, path=str(tmp_path / "flag")))
+    status, lines = shell(Snapshot().command(reads=reads))
+    snapshot = HostSnapshot.of(reads, Snapshot().process(lines))
+    assert status == 0
+    assert snapshot.values == {reads[0]: ["made"], reads[1]: ["touched"]}  # the first waited for the second
+
+
+def test_without_a_temporary_directory_the_reads_run_in_turn(tree, tmp_path):
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    (stubs / "mktemp").write_text("#!/bin/sh\nexit 1\n")
+    (stubs / "mktemp").chmod(0o755)
+    reads = (read(Directory, path=str(tree / "dir")), read(Sha256File, path=str(tree / "file")),
+             read(Waits, path=str(tmp_path / "never"), tries=3))
+    text = Snapshot().command(reads=reads).get_raw_value()
+    result = subprocess.run(["sh", "-c", text], capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"})
+    snapshot = HostSnapshot.of(reads, Snapshot().process(result.stdout.splitlines()))
+    assert result.returncode == 0
+    assert set(snapshot.values) == set(reads[:2])  # the waiting read gave up: nothing ran beside it
+    for one in reads[:2]:
+        assert without_atime(snapshot.values[one]) == without_atime(alone(one))
 
 
 class FactsHost:
