@@ -22,7 +22,9 @@ from bars_receiver.keys.facts import PUBLIC_KEY_CACHE, EndpointFiles  # noqa: E4
 from bars_receiver.ownership import TAKE_OVER, ownership_problem  # noqa: E402
 from bars_receiver.run_mode import is_dry  # noqa: E402
 from bars_receiver.shipping import SHIPPED, HostRecords  # noqa: E402
-from bars_receiver.snapshot import SNAPSHOT, client_crl_path, read, read_snapshot, snapshot  # noqa: E402
+from bars_receiver.snapshot import (  # noqa: E402
+    SNAPSHOT, client_crl_path, read, read_snapshot, read_together, snapshot,
+)
 
 
 def task(name: str) -> str:
@@ -40,27 +42,13 @@ if is_dry():
 # Before the first remote command: each one would otherwise wait ~40 ms for a delayed ACK.
 without_nagle(host)
 
-# The endpoint directories: keys and CSRs, and the certificates and hand-offs installed. A dry run
-# only reads the host: the public-key and fact caches are read but not filled.
-endpoint_read = read(EndpointFiles, base_dir=receiver.settings.base_dir, cache_dir=PUBLIC_KEY_CACHE,
-                     cache_write=not is_dry())
-certificate_read = read(
-    CertificateFiles,
-    base_dir=receiver.settings.base_dir,
-    app_dir=receiver.settings.app_dir,
-    password_source="env" if receiver.pfx_password is not None else "generated",
-    app_group=receiver.settings.app_group,
-    cache_write=not is_dry(),
-)
-
-# The host in one round trip: the deploy's own records on it, its host-level state (packages,
-# directories, services, firewall, nginx's live file) and the endpoint directories. Tasks declare
-# a host-level operation only when it has something to do.
+# The host in one round trip: the deploy's own records on it and its host-level state (packages,
+# directories, services, firewall, nginx's live file). Tasks declare a host-level operation only
+# when it has something to do.
 setattr(host.data, SNAPSHOT, read_snapshot(
     receiver.settings.base_dir,
     receiver.settings.app_dir,
     client_crl_path(receiver.settings.base_dir) if receiver.client_crl_pem else None,
-    also=(endpoint_read, certificate_read),
 ))
 
 # Refused here, while operations are collected: no host has been changed yet. The same read says
@@ -80,9 +68,23 @@ problem = ownership_problem(
 if problem:
     raise DeployError(problem)
 
-# From the snapshot (read again here only if its part of the command failed).
-endpoint_files = snapshot().fact(endpoint_read.fact, **endpoint_read.kwargs)
-certificate_files = snapshot().fact(certificate_read.fact, **certificate_read.kwargs)
+# The endpoint directories: keys and CSRs, and the certificates and hand-offs installed. Read only
+# now that the host is this inventory's: the reads fill the host's fact and public-key caches (a
+# dry run only reads them). Both in one command, at once; either is read again alone if its part
+# failed.
+endpoint_read = read(EndpointFiles, base_dir=receiver.settings.base_dir, cache_dir=PUBLIC_KEY_CACHE,
+                     cache_write=not is_dry())
+certificate_read = read(
+    CertificateFiles,
+    base_dir=receiver.settings.base_dir,
+    app_dir=receiver.settings.app_dir,
+    password_source="env" if receiver.pfx_password is not None else "generated",
+    app_group=receiver.settings.app_group,
+    cache_write=not is_dry(),
+)
+endpoints = read_together((endpoint_read, certificate_read))
+endpoint_files = endpoints.fact(endpoint_read.fact, **endpoint_read.kwargs)
+certificate_files = endpoints.fact(certificate_read.fact, **certificate_read.kwargs)
 
 # Endpoints left exactly as they are on this host this run, with the reason: the controller refused
 # their certificate file, or the host no longer holds the key it was issued for. Every other

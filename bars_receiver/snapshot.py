@@ -123,13 +123,15 @@ class Snapshot(FactBase):
                 bits += ["else", "echo", QuoteString(f"{MARK}-status missing"), ";", "fi", ";"]
             bits += ["};"]
         files = [f'"$bars_snap/{index}"' for index in range(len(reads))]
-        bits += ["if", "bars_snap=$(umask 077", "&&", "mktemp", "-d);", "then"]
+        bits += ["if", "bars_snap=$(umask 077", "&&", "mktemp", "-d);", "then",
+                 # Removed however the command ends: it holds what the reads printed.
+                 "trap", QuoteString('rm -rf "$bars_snap"'), "EXIT;", "trap", QuoteString("exit 1"), "HUP", "INT", "TERM;"]
         for index, file in enumerate(files):
             bits += [f"bars_read_{index}", ">", file, "</dev/null", "&"]
-        bits += ["wait;", "cat", *files, ";", "rm", "-rf", '"$bars_snap";', "else"]
+        bits += ["wait;", "cat", *files, ";", "else"]
         for index in range(len(reads)):
             bits += [f"bars_read_{index};"]
-        return StringCommand(*bits, "true;", "fi")
+        return StringCommand(*bits, "fi;", "true")
 
     def process(self, output: list[str]) -> dict[int, list[str] | None]:
         outputs: dict[int, list[str] | None] = {}
@@ -186,12 +188,13 @@ def client_crl_path(base_dir: str) -> str:
     return f"{base_dir}/client-crl.pem"
 
 
-def read_snapshot(base_dir: str, app_dir: str, client_crl: str | None = None,
-                  also: tuple[Read, ...] = ()) -> HostSnapshot:
-    """The host-level reads and ``also`` (deploy.py's reads of the endpoint directories), in
-    one command."""
-    reads = host_reads(base_dir, app_dir, client_crl) + also
+def read_together(reads: tuple[Read, ...]) -> HostSnapshot:
+    """These reads' values, from one command that runs them at once."""
     return HostSnapshot.of(reads, host.get_fact(Snapshot, reads=reads))
+
+
+def read_snapshot(base_dir: str, app_dir: str, client_crl: str | None = None) -> HostSnapshot:
+    return read_together(host_reads(base_dir, app_dir, client_crl))
 
 
 def snapshot() -> HostSnapshot:

@@ -44,14 +44,24 @@ SERVER_LEVEL = frozenset({
 LOCATION_LEVEL = frozenset({
     "proxy_pass", "proxy_http_version", "proxy_set_header", "proxy_connect_timeout", "proxy_send_timeout",
     "proxy_read_timeout", "proxy_request_buffering", "proxy_buffering", "proxy_pass_request_headers",
-    "proxy_intercept_errors", "proxy_hide_header", "if", "return", "allow", "deny", "add_header", "default_type",
+    "proxy_intercept_errors", "proxy_hide_header", "proxy_ignore_headers", "if", "return", "allow", "deny", "add_header", "default_type",
     "internal", "client_max_body_size", "access_log", "error_page", "location",
 })
 UPSTREAM_LEVEL = frozenset({"server", "keepalive", "keepalive_timeout", "keepalive_requests"})
 IF_LEVEL = frozenset({"return"})
 
 
+# The only conditions an ``if`` may test: the template's two, which read variables and set none
+# (a regex condition with a named capture would set a variable, e.g. the allow-list's).
+DOT_SEGMENTS_IF = ("$bars_dot_segments",)
+ALLOWLIST_IF = ("$bars_client_allowed", "=", "0")
+# An application's answer must not steer nginx to another of its locations (an error page, or
+# round the receiver location's own checks).
+IGNORED_UPSTREAM_HEADERS = ("X-Accel-Redirect",)
+
 _ERROR_TARGET = re.compile(re.escape(ERROR_PREFIX) + r"[a-z_]+")
+_STATUS = re.compile(r"=[45][0-9][0-9]")
+_CODE = re.compile(r"[0-9]+")
 # The variable every error location answers with, and the http-level map that gives it a body.
 ERROR_BODY = "$bars_error_body"
 
@@ -175,14 +185,18 @@ def verify(text: str, expected: Expected) -> None:
             # "=403": the status the answer is sent with. Required: the error location's own
             # return status is a placeholder that only an error page's status replaces.
             *codes, status, target = page["args"] if len(page["args"]) >= 3 else ["", "", ""]
-            if not codes or not all(c.isdigit() for c in codes) or not re.fullmatch(r"=[45]\d\d", status) \
+            if not codes or not all(_CODE.fullmatch(c) for c in codes) or not _STATUS.fullmatch(status) \
                     or target not in bodies:
                 problems.append(f"line {page['line']}: 'error_page {' '.join(page['args'])}' must send errors "
                                 f"with an error status (=4xx or =5xx) to a {ERROR_PREFIX}<name> the error-body "
                                 "map answers")
         for ret in _all(block, "return"):
-            if not ret["args"] or not ret["args"][0].isdigit() or int(ret["args"][0]) < 400:
+            if not ret["args"] or not _CODE.fullmatch(ret["args"][0]) or int(ret["args"][0]) < 400:
                 problems.append(f"line {ret['line']}: 'return {' '.join(ret['args'])}' would answer for the application")
+        for condition in _all(block, "if"):
+            if tuple(condition["args"]) not in (DOT_SEGMENTS_IF, ALLOWLIST_IF):
+                problems.append(f"line {condition['line']}: 'if ({' '.join(condition['args'])})' is not one of the "
+                                "template's checks ($bars_dot_segments, $bars_client_allowed = 0)")
         _check_edge(line, block, expected.error_statuses, bodies, problems)
         names = _args(block, "server_name")
         is_default = any("default_server" in args for args in _args(block, "listen"))
@@ -214,12 +228,22 @@ def verify(text: str, expected: Expected) -> None:
         if _args(block, "ssl_client_certificate") != [[site.client_ca]]:
             problems.append(f"{fqdn}: ssl_client_certificate must be {site.client_ca}")
         passes = _all(block, "proxy_pass")
-        for location in _all(block, "location"):
-            inner = location.get("block") or []
-            if _args(inner, "proxy_pass") and (_args(inner, "allow") or _args(inner, "deny")):
+        proxying = [location for location in _all(block, "location") if _args(location.get("block") or [], "proxy_pass")]
+        for location in proxying:
+            inner = location["block"]
+            if _args(inner, "allow") or _args(inner, "deny"):
                 problems.append(f"{fqdn}: a proxying location must not change the server's source list")
+            checks = [tuple(d["args"]) for d in inner if d["directive"] == "if"]
+            if checks != [DOT_SEGMENTS_IF] + ([ALLOWLIST_IF] if expected.allowlist else []):
+                problems.append(f"{fqdn}: the proxying location must first refuse dot-segment paths"
+                                + (" and subjects off the allow-list" if expected.allowlist else ""))
+            if _args(inner, "proxy_ignore_headers") != [list(IGNORED_UPSTREAM_HEADERS)]:
+                problems.append(f"{fqdn}: the proxying location must ignore the application's "
+                                f"{' '.join(IGNORED_UPSTREAM_HEADERS)}")
         if not passes:
             problems.append(f"{fqdn}: nothing is proxied")
+        elif len(passes) != 1 or len(proxying) != 1:
+            problems.append(f"{fqdn}: exactly one location may proxy, the receiver_path one")
         for proxy in passes:
             _check_proxy(fqdn, proxy, site, upstreams, problems)
         _check_sources(fqdn, block, expected.proxy_addresses, problems)

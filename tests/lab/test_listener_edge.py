@@ -265,6 +265,20 @@ def test_forged_identity_headers_never_reach_the_application(active, lab, client
     assert "forged" not in json.dumps(sent) and "10.0.0.1" not in json.dumps(sent)
 
 
+@pytest.mark.parametrize("target", ["/__bars_error/forbidden", "/__bars_error/", "/bars/metadata"])
+def test_the_application_cannot_send_nginx_to_another_location(active, lab, clients, target):
+    """X-Accel-Redirect from the application is ignored: its own answer reaches the caller, never
+    one of nginx's error pages (whose status only an error_page sets) or a second pass through."""
+    request_id, _, headers = ids()
+    status, answer_headers, body = curl(lab, active, "/bars/metadata", clients["good"],
+                                        headers=[*headers, f"X-Lab-Accel-Redirect: {target}"])
+    assert status == 200, body
+    assert json.loads(body)["resourceType"] == "CapabilityStatement"
+    assert "x-accel-redirect" not in answer_headers
+    assert len([line for line in lab.ssh("cat /var/log/bars-lab-upstream.jsonl").stdout.splitlines()
+                if request_id in line]) == 1
+
+
 def test_an_id_that_is_not_a_plain_token_is_neither_echoed_nor_passed_on(active, lab, clients):
     request_id = str(uuid.uuid4())
     status, answer_headers, _ = curl(lab, active, "/bars/metadata", clients["good"],

@@ -244,3 +244,41 @@ def test_error_pages_go_only_to_internal_fixed_answers(tmp_path, tamper):
     assert changed != text
     with pytest.raises(ConfigRefused):
         verify(changed, expected_config(host, sites))
+
+
+PROXY = "proxy_pass http://bars_http_127_0_0_1_5000_f9413619;"
+
+
+@pytest.mark.parametrize("tamper, message", [
+    # a condition that sets a variable: a named capture overwriting the allow-list's verdict
+    (lambda t: t.replace("    deny all;\n", '    deny all;\n    if ($ssl_client_s_dn ~ "(?<bars_client_allowed>.+)") {\n'
+                         "        return 403;\n    }\n", 1), "is not one of the template's checks"),
+    (lambda t: t.replace("if ($bars_dot_segments) {", 'if ($request_uri ~ "(?<bars_error_body>.*)") {', 1),
+     "is not one of the template's checks"),
+    # a second way to the application that skips the dot-segment check
+    (lambda t: t.replace("    location ^~ /bars/ {", f"    location /other/ {{\n        {PROXY}\n    }}\n\n"
+                         "    location ^~ /bars/ {", 1), "exactly one location may proxy"),
+    (lambda t: re.sub(r"        if \(\$bars_dot_segments\) \{\n.*?\n        \}\n", "", t, count=1, flags=re.S),
+     "must first refuse dot-segment paths"),
+    # the application steering nginx to another location
+    (lambda t: t.replace("        proxy_ignore_headers X-Accel-Redirect;\n", "", 1), "ignore the application's"),
+    (lambda t: t.replace("proxy_ignore_headers X-Accel-Redirect;", "proxy_ignore_headers X-Accel-Expires;", 1),
+     "ignore the application's"),
+    # digits that are not ASCII
+    (lambda t: t.replace("=404 /__bars_error/not_found;", "=4\u0660\u0664 /__bars_error/not_found;", 1), "must send errors"),
+])
+def test_the_proxying_location_keeps_its_checks(tmp_path, tamper, message):
+    host, sites, text = rendered(tmp_path)
+    changed = tamper(text)
+    assert changed != text
+    with pytest.raises(ConfigRefused, match=re.escape(message)):
+        verify(changed, expected_config(host, sites))
+
+
+def test_the_allow_list_check_is_required_when_there_is_an_allow_list(tmp_path):
+    host, sites, text = rendered(tmp_path, client_dn_allowlist=["CN=proxy.int.example"])
+    verify(text, expected_config(host, sites))
+    changed = re.sub(r"        if \(\$bars_client_allowed = 0\) \{\n.*?\n        \}\n", "", text, count=1, flags=re.S)
+    assert changed != text
+    with pytest.raises(ConfigRefused, match="subjects off the allow-list"):
+        verify(changed, expected_config(host, sites))

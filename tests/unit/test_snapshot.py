@@ -5,7 +5,9 @@ use agree with the operations they stand in for."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -126,6 +128,24 @@ def test_without_a_temporary_directory_the_reads_run_in_turn(tree, tmp_path):
     assert set(snapshot.values) == set(reads[:2])  # the waiting read gave up: nothing ran beside it
     for one in reads[:2]:
         assert without_atime(snapshot.values[one]) == without_atime(alone(one))
+
+
+def test_an_interrupted_snapshot_leaves_no_temporary_directory(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    reads = (read(Touches, path=str(tmp_path / "flag")), read(Waits, path=str(tmp_path / "never"), tries=20))
+    text = Snapshot().command(reads=reads).get_raw_value()
+    shell_process = subprocess.Popen(["sh", "-c", text], env={**os.environ, "TMPDIR": str(scratch)},
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _ in range(100):  # until the first read has written its file
+        if list(scratch.glob("*/0")) and (tmp_path / "flag").exists():
+            break
+        time.sleep(0.05)
+    assert list(scratch.iterdir())
+    shell_process.send_signal(signal.SIGHUP)
+    shell_process.communicate(timeout=10)
+    assert shell_process.returncode != 0
+    assert not list(scratch.iterdir())  # what the reads printed went with it
 
 
 class FactsHost:
