@@ -290,7 +290,7 @@ def _check_edge(line: int, block: list[dict], statuses: tuple[int, ...], bodies:
     """Every nginx-generated status goes to the server's one internal error location, which only
     answers the fixed OperationOutcome the error-body map gives its URI; no named location (a
     request nginx refuses while reading its request line has no URI and cannot reach one)."""
-    routed = {int(code) for args in _args(block, "error_page") for code in args[:-2] if code.isdigit()}
+    routed = {int(code) for args in _args(block, "error_page") for code in args[:-2] if _CODE.fullmatch(code)}
     if statuses and routed != set(statuses):
         problems.append(f"server at line {line}: error pages cover {sorted(routed)}, not {sorted(statuses)}")
     found = 0
